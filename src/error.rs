@@ -1,0 +1,281 @@
+//! The one error type of the service and its single conversion into a
+//! `tonic::Status` with AIP-193 details.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tonic::Code;
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// `ErrorInfo.domain` of every error.
+pub const ERROR_DOMAIN: &str = "rolekeeper.v1";
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenProblem {
+    /// No `authorization` metadata.
+    Missing,
+    /// Not a `Bearer` token, malformed, wrong signature, issuer, audience...
+    Invalid,
+    /// Past its `exp`.
+    Expired,
+}
+
+/// A violated field of a request: `field` is a path like `role_ids[2]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Path of the offending field.
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+impl Violation {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong, as the caller should learn it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Error {
+    /// The request is malformed (`INVALID_ARGUMENT` + `BadRequest`).
+    #[error("invalid argument: {}", describe_violations(.0))]
+    InvalidArgument(Vec<Violation>),
+    /// No usable token (`UNAUTHENTICATED`).
+    #[error("{message}")]
+    Unauthenticated {
+        /// Which problem.
+        problem: TokenProblem,
+        /// Human readable, never containing the token.
+        message: String,
+    },
+    /// The token lacks a scope (`PERMISSION_DENIED`, reason `SCOPE_MISSING`).
+    #[error("the token lacks the scope `{required_scope}`")]
+    ScopeMissing {
+        /// The scope the RPC needs.
+        required_scope: String,
+    },
+    /// The token may not act on this organization (`PERMISSION_DENIED`).
+    #[error("the token may not act on organization `{organization_id}`")]
+    OrganizationForbidden {
+        /// The organization of the request.
+        organization_id: String,
+    },
+    /// A resource does not exist (`NOT_FOUND` + `ResourceInfo`).
+    #[error("{resource_type} `{resource_name}` not found")]
+    NotFound {
+        /// E.g. `rolekeeper.v1.Role`.
+        resource_type: String,
+        /// E.g. `organizations/o1/roles/r1`.
+        resource_name: String,
+    },
+    /// A resource with the same key exists (`ALREADY_EXISTS` + `ResourceInfo`).
+    #[error("{message}")]
+    AlreadyExists {
+        /// `ErrorInfo.reason`, e.g. `ROLE_EXISTS`.
+        reason: String,
+        /// The conflicting resource's type.
+        resource_type: String,
+        /// The conflicting resource's name.
+        resource_name: String,
+        /// Human readable.
+        message: String,
+    },
+    /// An etag did not match (`ABORTED`).
+    #[error("{message}")]
+    Aborted {
+        /// `ErrorInfo.reason`, e.g. `ETAG_MISMATCH`.
+        reason: String,
+        /// Human readable.
+        message: String,
+    },
+    /// The system is not in the state the request needs
+    /// (`FAILED_PRECONDITION` + `PreconditionFailure`).
+    #[error("{description}")]
+    FailedPrecondition {
+        /// `ErrorInfo.reason` and `PreconditionViolation.type`, e.g. `ROLE_IN_USE`.
+        reason: String,
+        /// `PreconditionViolation.subject`: the resource name.
+        subject: String,
+        /// Human readable.
+        description: String,
+    },
+    /// The operation was cancelled before it applied anything (`CANCELLED`).
+    #[error("the operation was cancelled before it was applied")]
+    Cancelled,
+    /// The service cannot answer now; retry later (`UNAVAILABLE` + `RetryInfo`).
+    #[error("{message}")]
+    Unavailable {
+        /// `ErrorInfo.reason`, e.g. `DATABASE_UNAVAILABLE`.
+        reason: String,
+        /// Human readable.
+        message: String,
+        /// Suggested delay before retrying.
+        retry_after: Duration,
+    },
+    /// A bug or an unexpected database failure. The text is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn describe_violations(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// One field violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![Violation::new(field, description)])
+    }
+
+    /// `NOT_FOUND` of a resource of `resource_type` called `resource_name`.
+    pub fn not_found(resource_type: &str, resource_name: impl Into<String>) -> Self {
+        Self::NotFound {
+            resource_type: resource_type.to_owned(),
+            resource_name: resource_name.into(),
+        }
+    }
+
+    /// `ALREADY_EXISTS` of `resource_name`.
+    pub fn already_exists(reason: &str, resource_type: &str, resource_name: String) -> Self {
+        Self::AlreadyExists {
+            message: format!("{resource_type} `{resource_name}` already exists"),
+            reason: reason.to_owned(),
+            resource_type: resource_type.to_owned(),
+            resource_name,
+        }
+    }
+
+    /// `FAILED_PRECONDITION` with one violation.
+    pub fn precondition(reason: &str, subject: String, description: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            reason: reason.to_owned(),
+            subject,
+            description: description.into(),
+        }
+    }
+
+    /// `INTERNAL` from anything printable.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    /// The gRPC code of this error.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
+            Self::ScopeMissing { .. } | Self::OrganizationForbidden { .. } => {
+                Code::PermissionDenied
+            }
+            Self::NotFound { .. } => Code::NotFound,
+            Self::AlreadyExists { .. } => Code::AlreadyExists,
+            Self::Aborted { .. } => Code::Aborted,
+            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::Cancelled => Code::Cancelled,
+            Self::Unavailable { .. } => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// `ErrorInfo.reason`: a stable UPPER_SNAKE_CASE name of the problem.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::Unauthenticated { problem, .. } => match problem {
+                TokenProblem::Missing => "TOKEN_MISSING",
+                TokenProblem::Invalid => "TOKEN_INVALID",
+                TokenProblem::Expired => "TOKEN_EXPIRED",
+            },
+            Self::ScopeMissing { .. } => "SCOPE_MISSING",
+            Self::OrganizationForbidden { .. } => "ORGANIZATION_FORBIDDEN",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::AlreadyExists { reason, .. }
+            | Self::Aborted { reason, .. }
+            | Self::FailedPrecondition { reason, .. }
+            | Self::Unavailable { reason, .. } => reason,
+            Self::Cancelled => "CANCELLED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message the caller sees; `INTERNAL` hides its cause.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "internal error; the request id is in the server log".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Converts into a `tonic::Status` carrying `ErrorInfo`, `RequestInfo` and
+    /// the details that belong to the code. The only place errors become
+    /// statuses.
+    pub fn into_status(self, request_id: &str) -> tonic::Status {
+        let mut details = ErrorDetails::new();
+        let mut metadata = std::collections::HashMap::new();
+        match &self {
+            Self::InvalidArgument(violations) => {
+                details.set_bad_request(
+                    violations
+                        .iter()
+                        .map(|v| FieldViolation::new(&v.field, &v.description))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            Self::ScopeMissing { required_scope } => {
+                metadata.insert("required_scope".to_owned(), required_scope.clone());
+            }
+            Self::OrganizationForbidden { organization_id } => {
+                metadata.insert("organization_id".to_owned(), organization_id.clone());
+            }
+            Self::NotFound {
+                resource_type,
+                resource_name,
+            }
+            | Self::AlreadyExists {
+                resource_type,
+                resource_name,
+                ..
+            } => {
+                details.set_resource_info(resource_type, resource_name, "", "");
+            }
+            Self::FailedPrecondition {
+                reason,
+                subject,
+                description,
+            } => {
+                details.add_precondition_failure_violation(reason, subject, description);
+            }
+            Self::Unavailable { retry_after, .. } => {
+                details.set_retry_info(Some(*retry_after));
+            }
+            Self::Unauthenticated { .. }
+            | Self::Aborted { .. }
+            | Self::Cancelled
+            | Self::Internal(_) => {}
+        }
+        if let Self::Internal(cause) = &self {
+            tracing::error!(request_id, %cause, "internal error");
+        }
+        details.set_error_info(self.reason(), ERROR_DOMAIN, metadata);
+        details.set_request_info(request_id, "");
+        tonic::Status::with_error_details(self.code(), self.public_message(), details)
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(err: sea_orm::DbErr) -> Self {
+        crate::store::classify_db_error(err)
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

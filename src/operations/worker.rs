@@ -1,0 +1,180 @@
+//! Workers that run pending operations, and the retention sweeper.
+
+use super::{POLL_INTERVAL, Queue};
+use crate::{
+    domain::{
+        commands::{Command, Outcome},
+        now_micros,
+    },
+    error::{Error, Result},
+    store::operations::{self as db, state},
+};
+use std::time::Duration;
+use tokio::{sync::watch, task::JoinSet};
+
+/// A claim lapses after this long, letting another worker (or replica) take
+/// over an operation whose worker died.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Running worker tasks.
+#[derive(Debug)]
+pub struct Workers {
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    /// Waits for every worker to finish its current operation and stop.
+    pub async fn join(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts `count` workers; they stop when `shutdown` turns true, after the
+/// operation they are running.
+pub async fn spawn_workers(
+    queue: &Queue,
+    count: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Workers> {
+    let released = db::release_orphaned_claims(queue.store()).await?;
+    if released > 0 {
+        tracing::info!(released, "resuming operations interrupted by a restart");
+    }
+    let mut tasks = JoinSet::new();
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    for n in 0..count {
+        let queue = queue.clone();
+        let name = format!("{}-{n}", &instance[..12]);
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { queue.work(name, shutdown).await });
+    }
+    if count > 0 {
+        queue.wake_workers.notify_one();
+    }
+    Ok(Workers { tasks })
+}
+
+/// Starts the sweeper that removes operations finished longer than
+/// `retention` ago.
+pub fn spawn_retention(
+    queue: &Queue,
+    retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let queue = queue.clone();
+    let period = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    tokio::spawn(async move {
+        loop {
+            let cutoff =
+                now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+            match queue.store().write().await {
+                Ok(tx) => match db::delete_finished_before(&*tx, cutoff).await {
+                    Ok(removed) => {
+                        if let Err(err) = tx.commit().await {
+                            tracing::warn!(%err, "retention sweep failed");
+                        } else if removed > 0 {
+                            tracing::info!(removed, "removed expired operations");
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "retention sweep failed"),
+                },
+                Err(err) => tracing::warn!(%err, "retention sweep failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    })
+}
+
+impl Queue {
+    async fn work(self, worker: String, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let pause = match self.run_one(&worker).await {
+                Ok(true) => continue,
+                Ok(false) => POLL_INTERVAL,
+                Err(err) => {
+                    tracing::warn!(worker, %err, "operation worker failed; retrying");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = self.wake_workers.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        }
+    }
+
+    /// Claims and runs one operation; `false` when none was runnable.
+    pub async fn run_one(&self, worker: &str) -> Result<bool> {
+        let now = now_micros();
+        let lease_until = now + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX);
+        let tx = self.store().write().await?;
+        let Some(row) = db::claim_next(&*tx, worker, now, lease_until).await? else {
+            return Ok(false);
+        };
+        tx.commit().await?;
+        // More may be runnable: let another idle worker look.
+        self.wake_workers.notify_one();
+
+        let outcome = match serde_json::from_str::<Command>(&row.command) {
+            Ok(command) => self.apply(&row.id, worker, &command, row.requested_items).await?,
+            Err(err) => Some(Err(Error::internal(format!("unreadable command: {err}")))),
+        };
+        if let Some(failed) = outcome {
+            // The changes were rolled back; record the failure on its own.
+            let tx = self.store().write().await?;
+            let result = serde_json::to_string(&failed).map_err(Error::internal)?;
+            let finished =
+                db::finish(&*tx, &row.id, worker, state::FAILED, result, 0, now_micros()).await?;
+            if !finished {
+                self.cancel_claimed(&tx, &row.id).await?;
+            }
+            tx.commit().await?;
+        }
+        tracing::debug!(operation = row.id, verb = row.verb, "operation finished");
+        self.announce(&row.id);
+        Ok(true)
+    }
+
+    /// Applies `command` and completes the operation in one transaction.
+    /// Returns the error to record when the command failed (nothing applied).
+    async fn apply(
+        &self,
+        id: &str,
+        worker: &str,
+        command: &Command,
+        items: i64,
+    ) -> Result<Option<Result<Outcome, Error>>> {
+        let tx = self.store().write().await?;
+        let now = now_micros();
+        match self.service().apply_command(&*tx, command, now).await {
+            Ok(outcome) => {
+                let result =
+                    serde_json::to_string(&Ok::<_, Error>(outcome)).map_err(Error::internal)?;
+                if db::finish(&*tx, id, worker, state::SUCCEEDED, result, items, now).await? {
+                    tx.commit().await?;
+                } else {
+                    // Cancelled while running (or the lease was lost): roll
+                    // back the changes and end it cancelled.
+                    drop(tx);
+                    let tx = self.store().write().await?;
+                    self.cancel_claimed(&tx, id).await?;
+                    tx.commit().await?;
+                }
+                Ok(None)
+            }
+            Err(err @ Error::Unavailable { .. }) => Err(err),
+            Err(err) => Ok(Some(Err(err))),
+        }
+    }
+
+    async fn cancel_claimed(&self, tx: &crate::store::WriteTx, id: &str) -> Result<()> {
+        let cancelled = serde_json::to_string(&Err::<Outcome, Error>(Error::Cancelled))
+            .map_err(Error::internal)?;
+        db::cancel(&**tx, id, cancelled, now_micros(), false).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Wiring: database, operation workers, the four services, health,
+//! reflection, and the `x-request-id` layer, served on a given listener
+//! until a shutdown future resolves.
+
+use crate::{
+    api::{self, Api, RequestId},
+    auth::Authenticator,
+    domain::Service,
+    error::Error,
+    operations::{self, Queue},
+    pb,
+    store::Store,
+};
+use http::HeaderValue;
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+use tokio::{net::TcpListener, sync::watch};
+use tonic::{server::NamedService, transport::server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+/// Everything [`run`] needs besides the listener.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// Secret that verifies HS256 tokens.
+    pub hs256_secret: Vec<u8>,
+    /// Operation workers in this process (0: accept, never execute).
+    pub workers: usize,
+    /// How long finished operations are kept.
+    pub operation_retention: Duration,
+    /// Longest WaitOperation.
+    pub max_wait: Duration,
+}
+
+/// Names of the services whose health is reported individually.
+fn service_names() -> [&'static str; 4] {
+    [
+        pb::v1::organization_service_server::OrganizationServiceServer::<Api>::NAME,
+        pb::v1::role_service_server::RoleServiceServer::<Api>::NAME,
+        pb::v1::workspace_membership_service_server::WorkspaceMembershipServiceServer::<Api>::NAME,
+        pb::longrunning::operations_server::OperationsServer::<Api>::NAME,
+    ]
+}
+
+/// Migrates the database, starts the workers, and serves gRPC on `listener`
+/// until `shutdown` resolves; then stops accepting, finishes in-flight RPCs
+/// and running operations, and returns.
+pub async fn run(
+    settings: ServerSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let store = Store::connect(&settings.database_url).await?;
+    store.migrate().await?;
+    let queue = Queue::new(Service::new(store.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = operations::spawn_workers(&queue, settings.workers, stop_rx.clone()).await?;
+    let retention = operations::spawn_retention(&queue, settings.operation_retention, stop_rx);
+
+    let api = Api::new(
+        queue,
+        Authenticator::hs256(&settings.hs256_secret),
+        settings.max_wait,
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in service_names().into_iter().chain([""]) {
+        health.set_service_status(name, ServingStatus::Serving).await;
+    }
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(Error::internal)?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(Error::internal)?;
+
+    let draining = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight calls");
+            for name in service_names().into_iter().chain([""]) {
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    };
+    let served = tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(|inner| RequestIdService { inner }))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api::organization_service(api.clone()))
+        .add_service(api::role_service(api.clone()))
+        .add_service(api::membership_service(api.clone()))
+        .add_service(api::operations_service(api))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining)
+        .await;
+
+    let _ = stop_tx.send(true);
+    workers.join().await;
+    let _ = retention.await;
+    store.close().await?;
+    served.map_err(Error::internal)
+}
+
+/// Longest `x-request-id` accepted from a caller; longer ones are replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Reads or generates `x-request-id`, hands it to the handlers through
+/// request extensions, returns it on every response, and logs one line per
+/// call.
+#[derive(Clone, Debug)]
+struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for RequestIdService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let method = request.uri().path().to_owned();
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            tracing::info!(
+                method,
+                code,
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                request_id,
+                "rpc"
+            );
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert("x-request-id", value);
+            }
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,475 @@
+//! Schema migrations. Foreign keys and unique constraints keep the data
+//! consistent even if a code path forgets a check.
+
+use sea_orm_migration::prelude::*;
+
+/// All migrations, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(Initial)]
+    }
+}
+
+struct Initial;
+
+impl MigrationName for Initial {
+    fn name(&self) -> &str {
+        "m20261123_000001_initial"
+    }
+}
+
+#[derive(DeriveIden)]
+enum Organizations {
+    Table,
+    OrganizationId,
+    DisplayName,
+    CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum Users {
+    Table,
+    OrganizationId,
+    UserId,
+    Email,
+    EmailKey,
+    AadId,
+    Auth0Id,
+    DisplayName,
+    CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum Workspaces {
+    Table,
+    OrganizationId,
+    WorkspaceId,
+    DisplayName,
+    CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum Roles {
+    Table,
+    OrganizationId,
+    RoleId,
+    Name,
+    Description,
+    Scope,
+    Revision,
+    CreateTime,
+    UpdateTime,
+}
+
+#[derive(DeriveIden)]
+enum Permissions {
+    Table,
+    OrganizationId,
+    RoleId,
+    Name,
+    Description,
+    Access,
+    Position,
+}
+
+#[derive(DeriveIden)]
+enum UserRoles {
+    Table,
+    OrganizationId,
+    UserId,
+    RoleId,
+    CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum Memberships {
+    Table,
+    MembershipId,
+    OrganizationId,
+    WorkspaceId,
+    UserId,
+    BaseRoleId,
+    CreateTime,
+    UpdateTime,
+}
+
+#[derive(DeriveIden)]
+enum MembershipRoles {
+    Table,
+    MembershipId,
+    RoleId,
+    OrganizationId,
+    CreateTime,
+}
+
+#[derive(DeriveIden)]
+enum Operations {
+    Table,
+    Seq,
+    Id,
+    OrganizationId,
+    Target,
+    Verb,
+    Principal,
+    RequestId,
+    TraceId,
+    Command,
+    State,
+    Done,
+    CancelRequested,
+    RequestedItems,
+    ProcessedItems,
+    Result,
+    LeaseOwner,
+    LeaseExpires,
+    CreateTime,
+    StartTime,
+    EndTime,
+}
+
+fn id(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col).string_len(64).not_null().to_owned()
+}
+
+fn text(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col).text().not_null().to_owned()
+}
+
+fn micros(col: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(col).big_integer().not_null().to_owned()
+}
+
+fn index<T: IntoIden + 'static, C: IntoIden + 'static>(
+    name: &str,
+    table: T,
+    cols: Vec<C>,
+) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(table);
+    for col in cols {
+        index.col(col);
+    }
+    index.to_owned()
+}
+
+fn unique_index<T: IntoIden + 'static, C: IntoIden + 'static>(
+    name: &str,
+    table: T,
+    cols: Vec<C>,
+) -> IndexCreateStatement {
+    index(name, table, cols).unique().to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Organizations::Table)
+                    .col(id(Organizations::OrganizationId).primary_key())
+                    .col(text(Organizations::DisplayName))
+                    .col(micros(Organizations::CreateTime))
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Users::Table)
+                    .col(id(Users::OrganizationId))
+                    .col(id(Users::UserId))
+                    .col(ColumnDef::new(Users::Email).string_len(254))
+                    .col(ColumnDef::new(Users::EmailKey).string_len(254))
+                    .col(ColumnDef::new(Users::AadId).string_len(256))
+                    .col(ColumnDef::new(Users::Auth0Id).string_len(256))
+                    .col(text(Users::DisplayName))
+                    .col(micros(Users::CreateTime))
+                    .primary_key(Index::create().col(Users::OrganizationId).col(Users::UserId))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Users::Table, Users::OrganizationId)
+                            .to(Organizations::Table, Organizations::OrganizationId)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, col) in [
+            ("users_email_key", Users::EmailKey),
+            ("users_aad_id", Users::AadId),
+            ("users_auth0_id", Users::Auth0Id),
+        ] {
+            manager
+                .create_index(unique_index(
+                    name,
+                    Users::Table,
+                    vec![Users::OrganizationId, col],
+                ))
+                .await?;
+        }
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Workspaces::Table)
+                    .col(id(Workspaces::OrganizationId))
+                    .col(id(Workspaces::WorkspaceId))
+                    .col(text(Workspaces::DisplayName))
+                    .col(micros(Workspaces::CreateTime))
+                    .primary_key(
+                        Index::create()
+                            .col(Workspaces::OrganizationId)
+                            .col(Workspaces::WorkspaceId),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Workspaces::Table, Workspaces::OrganizationId)
+                            .to(Organizations::Table, Organizations::OrganizationId)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Roles::Table)
+                    .col(id(Roles::OrganizationId))
+                    .col(id(Roles::RoleId))
+                    .col(text(Roles::Name))
+                    .col(text(Roles::Description))
+                    .col(ColumnDef::new(Roles::Scope).string_len(16).not_null())
+                    .col(micros(Roles::Revision))
+                    .col(micros(Roles::CreateTime))
+                    .col(micros(Roles::UpdateTime))
+                    .primary_key(Index::create().col(Roles::OrganizationId).col(Roles::RoleId))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Roles::Table, Roles::OrganizationId)
+                            .to(Organizations::Table, Organizations::OrganizationId)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Permissions::Table)
+                    .col(id(Permissions::OrganizationId))
+                    .col(id(Permissions::RoleId))
+                    .col(ColumnDef::new(Permissions::Name).string_len(128).not_null())
+                    .col(text(Permissions::Description))
+                    .col(ColumnDef::new(Permissions::Access).boolean().not_null())
+                    .col(ColumnDef::new(Permissions::Position).integer().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(Permissions::OrganizationId)
+                            .col(Permissions::RoleId)
+                            .col(Permissions::Name),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(
+                                Permissions::Table,
+                                (Permissions::OrganizationId, Permissions::RoleId),
+                            )
+                            .to(Roles::Table, (Roles::OrganizationId, Roles::RoleId))
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(UserRoles::Table)
+                    .col(id(UserRoles::OrganizationId))
+                    .col(id(UserRoles::UserId))
+                    .col(id(UserRoles::RoleId))
+                    .col(micros(UserRoles::CreateTime))
+                    .primary_key(
+                        Index::create()
+                            .col(UserRoles::OrganizationId)
+                            .col(UserRoles::UserId)
+                            .col(UserRoles::RoleId),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(UserRoles::Table, (UserRoles::OrganizationId, UserRoles::UserId))
+                            .to(Users::Table, (Users::OrganizationId, Users::UserId))
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(UserRoles::Table, (UserRoles::OrganizationId, UserRoles::RoleId))
+                            .to(Roles::Table, (Roles::OrganizationId, Roles::RoleId))
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "user_roles_by_role",
+                UserRoles::Table,
+                vec![UserRoles::OrganizationId, UserRoles::RoleId, UserRoles::UserId],
+            ))
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Memberships::Table)
+                    .col(id(Memberships::MembershipId).primary_key())
+                    .col(id(Memberships::OrganizationId))
+                    .col(id(Memberships::WorkspaceId))
+                    .col(id(Memberships::UserId))
+                    .col(id(Memberships::BaseRoleId))
+                    .col(micros(Memberships::CreateTime))
+                    .col(micros(Memberships::UpdateTime))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(
+                                Memberships::Table,
+                                (Memberships::OrganizationId, Memberships::WorkspaceId),
+                            )
+                            .to(
+                                Workspaces::Table,
+                                (Workspaces::OrganizationId, Workspaces::WorkspaceId),
+                            )
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(
+                                Memberships::Table,
+                                (Memberships::OrganizationId, Memberships::UserId),
+                            )
+                            .to(Users::Table, (Users::OrganizationId, Users::UserId))
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(
+                                Memberships::Table,
+                                (Memberships::OrganizationId, Memberships::BaseRoleId),
+                            )
+                            .to(Roles::Table, (Roles::OrganizationId, Roles::RoleId)),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(unique_index(
+                "memberships_one_per_user",
+                Memberships::Table,
+                vec![
+                    Memberships::OrganizationId,
+                    Memberships::WorkspaceId,
+                    Memberships::UserId,
+                ],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "memberships_by_user",
+                Memberships::Table,
+                vec![Memberships::OrganizationId, Memberships::UserId],
+            ))
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(MembershipRoles::Table)
+                    .col(id(MembershipRoles::MembershipId))
+                    .col(id(MembershipRoles::RoleId))
+                    .col(id(MembershipRoles::OrganizationId))
+                    .col(micros(MembershipRoles::CreateTime))
+                    .primary_key(
+                        Index::create()
+                            .col(MembershipRoles::MembershipId)
+                            .col(MembershipRoles::RoleId),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(MembershipRoles::Table, MembershipRoles::MembershipId)
+                            .to(Memberships::Table, Memberships::MembershipId)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(
+                                MembershipRoles::Table,
+                                (MembershipRoles::OrganizationId, MembershipRoles::RoleId),
+                            )
+                            .to(Roles::Table, (Roles::OrganizationId, Roles::RoleId))
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Operations::Table)
+                    .col(
+                        ColumnDef::new(Operations::Seq)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Operations::Id).string_len(64).not_null().unique_key())
+                    .col(id(Operations::OrganizationId))
+                    .col(text(Operations::Target))
+                    .col(ColumnDef::new(Operations::Verb).string_len(64).not_null())
+                    .col(text(Operations::Principal))
+                    .col(ColumnDef::new(Operations::RequestId).string_len(64))
+                    .col(text(Operations::TraceId))
+                    .col(text(Operations::Command))
+                    .col(ColumnDef::new(Operations::State).string_len(16).not_null())
+                    .col(ColumnDef::new(Operations::Done).boolean().not_null())
+                    .col(ColumnDef::new(Operations::CancelRequested).boolean().not_null())
+                    .col(micros(Operations::RequestedItems))
+                    .col(micros(Operations::ProcessedItems))
+                    .col(ColumnDef::new(Operations::Result).text())
+                    .col(ColumnDef::new(Operations::LeaseOwner).string_len(64))
+                    .col(ColumnDef::new(Operations::LeaseExpires).big_integer())
+                    .col(micros(Operations::CreateTime))
+                    .col(ColumnDef::new(Operations::StartTime).big_integer())
+                    .col(ColumnDef::new(Operations::EndTime).big_integer())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(unique_index(
+                "operations_request_id",
+                Operations::Table,
+                vec![Operations::Principal, Operations::RequestId],
+            ))
+            .await?;
+        for (name, cols) in [
+            ("operations_by_target", vec![Operations::Target, Operations::Seq]),
+            ("operations_by_state", vec![Operations::State, Operations::Seq]),
+            (
+                "operations_by_organization",
+                vec![Operations::OrganizationId, Operations::Seq],
+            ),
+            ("operations_by_end", vec![Operations::Done, Operations::EndTime]),
+        ] {
+            manager.create_index(index(name, Operations::Table, cols)).await?;
+        }
+        Ok(())
+    }
+}

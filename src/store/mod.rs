@@ -1,0 +1,180 @@
+//! Persistence: SeaORM entities, migrations and queries. The only module that
+//! knows which database it talks to; everything that differs between SQLite
+//! and PostgreSQL (write serialization, claim statements, error codes) is
+//! handled here. No protobuf types.
+
+pub mod directory;
+pub mod entities;
+pub mod memberships;
+pub mod migration;
+pub mod operations;
+pub mod roles;
+
+use crate::error::Error;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, RuntimeErr, SqlErr, TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use sea_orm_migration::MigratorTrait;
+use std::{ops::Deref, sync::Arc, time::Duration};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How long to wait for a pooled connection before answering `UNAVAILABLE`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection pool plus what the backend needs to write safely.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    /// SQLite allows one writer at a time; taking this gate before `BEGIN`
+    /// turns "database is locked" races into an orderly queue. PostgreSQL
+    /// has row locks and needs none.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`).
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(16)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        let db = Database::connect(options).await.map_err(|err| {
+            Error::Unavailable {
+                reason: "DATABASE_UNAVAILABLE".into(),
+                message: format!("cannot connect to the database: {err}"),
+                retry_after: Duration::from_secs(1),
+            }
+        })?;
+        let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(Mutex::new(())));
+        Ok(Self { db, write_gate })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        migration::Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The pool, for reads outside a transaction.
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Begins a read-write transaction.
+    pub async fn write(&self) -> Result<WriteTx, Error> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        };
+        let txn = self.db.begin().await?;
+        Ok(WriteTx { txn, _gate: gate })
+    }
+
+    /// Whether one process owns the database (embedded SQLite).
+    pub fn single_process(&self) -> bool {
+        self.write_gate.is_some()
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db.ping().await.map_err(Error::from)
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), Error> {
+        self.db.close().await.map_err(Error::from)
+    }
+}
+
+/// A read-write transaction; dropped without [`WriteTx::commit`] it rolls back.
+pub struct WriteTx {
+    txn: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), Error> {
+        self.txn.commit().await.map_err(Error::from)
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+/// Whether `err` is a unique-constraint violation.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Maps a database error that no query handled itself: lost connections are
+/// `UNAVAILABLE` (retryable), everything else `INTERNAL`.
+pub fn classify_db_error(err: DbErr) -> Error {
+    let unavailable = match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            use sea_orm::sqlx::Error as E;
+            matches!(e, E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed)
+        }
+        _ => false,
+    };
+    if unavailable {
+        Error::Unavailable {
+            reason: "DATABASE_UNAVAILABLE".into(),
+            message: "the database is unavailable; retry later".into(),
+            retry_after: Duration::from_secs(1),
+        }
+    } else {
+        Error::internal(err)
+    }
+}
+
+/// Runs `sql` (with `?` placeholders rewritten for the backend) on `db`.
+pub(crate) fn statement(
+    backend: DbBackend,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> sea_orm::Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for ch in sql.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(ch);
+            }
+        }
+        out
+    } else {
+        sql.to_owned()
+    };
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Shorthand for the backend of any connection.
+pub(crate) fn backend_of(db: &impl ConnectionTrait) -> DbBackend {
+    db.get_database_backend()
+}

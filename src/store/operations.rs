@@ -1,0 +1,303 @@
+//! The `operations` table: insert, claim with a lease, finish, cancel, list,
+//! expire. Claiming is one conditional `UPDATE ... RETURNING`, so any number
+//! of workers (and, on PostgreSQL, replicas) can share the queue.
+
+use super::{backend_of, entities::operation, statement};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+
+pub use operation::Model as OperationRow;
+
+/// Lifecycle states stored in `operations.state`.
+pub mod state {
+    /// Accepted, waiting for a worker.
+    pub const PENDING: &str = "pending";
+    /// Claimed by a worker (see `lease_owner`).
+    pub const RUNNING: &str = "running";
+    /// Applied.
+    pub const SUCCEEDED: &str = "succeeded";
+    /// Ended with an error, nothing applied.
+    pub const FAILED: &str = "failed";
+    /// Cancelled, nothing applied.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// A new operation as accepted by an RPC.
+#[derive(Debug, Clone)]
+pub struct NewOperation {
+    /// UUID.
+    pub id: String,
+    /// Organization.
+    pub organization_id: String,
+    /// Resource name it changes.
+    pub target: String,
+    /// RPC name.
+    pub verb: String,
+    /// Token `sub`.
+    pub principal: String,
+    /// Idempotency key.
+    pub request_id: Option<String>,
+    /// `x-request-id` of the RPC.
+    pub trace_id: String,
+    /// Serialized command.
+    pub command: String,
+    /// Items in the request.
+    pub requested_items: i64,
+    /// Acceptance time.
+    pub create_time: i64,
+}
+
+/// Inserts a pending operation.
+pub async fn insert(db: &impl ConnectionTrait, op: NewOperation) -> Result<(), DbErr> {
+    operation::Entity::insert(operation::ActiveModel {
+        seq: NotSet,
+        id: Set(op.id),
+        organization_id: Set(op.organization_id),
+        target: Set(op.target),
+        verb: Set(op.verb),
+        principal: Set(op.principal),
+        request_id: Set(op.request_id),
+        trace_id: Set(op.trace_id),
+        command: Set(op.command),
+        state: Set(state::PENDING.to_owned()),
+        done: Set(false),
+        cancel_requested: Set(false),
+        requested_items: Set(op.requested_items),
+        processed_items: Set(0),
+        result: Set(None),
+        lease_owner: Set(None),
+        lease_expires: Set(None),
+        create_time: Set(op.create_time),
+        start_time: Set(None),
+        end_time: Set(None),
+    })
+    .exec_without_returning(db)
+    .await
+    .map(drop)
+}
+
+/// One operation by id.
+pub async fn get(db: &impl ConnectionTrait, id: &str) -> Result<Option<OperationRow>, DbErr> {
+    operation::Entity::find()
+        .filter(operation::Column::Id.eq(id))
+        .one(db)
+        .await
+}
+
+/// The operation `principal` created with `request_id`, if any.
+pub async fn find_by_request_id(
+    db: &impl ConnectionTrait,
+    principal: &str,
+    request_id: &str,
+) -> Result<Option<OperationRow>, DbErr> {
+    operation::Entity::find()
+        .filter(operation::Column::Principal.eq(principal))
+        .filter(operation::Column::RequestId.eq(request_id))
+        .one(db)
+        .await
+}
+
+/// Filters of ListOperations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this organization (`None`: all).
+    pub organization_id: Option<String>,
+    /// `done=`.
+    pub done: Option<bool>,
+    /// `target=`.
+    pub target: Option<String>,
+    /// `verb=`.
+    pub verb: Option<String>,
+}
+
+/// Operations matching `filter` with `seq` after `after`, in acceptance order.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &ListFilter,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<OperationRow>, DbErr> {
+    let mut cond = Condition::all();
+    if let Some(org) = &filter.organization_id {
+        cond = cond.add(operation::Column::OrganizationId.eq(org.as_str()));
+    }
+    if let Some(done) = filter.done {
+        cond = cond.add(operation::Column::Done.eq(done));
+    }
+    if let Some(target) = &filter.target {
+        cond = cond.add(operation::Column::Target.eq(target.as_str()));
+    }
+    if let Some(verb) = &filter.verb {
+        cond = cond.add(operation::Column::Verb.eq(verb.as_str()));
+    }
+    if let Some(after) = after {
+        cond = cond.add(operation::Column::Seq.gt(after));
+    }
+    operation::Entity::find()
+        .filter(cond)
+        .order_by_asc(operation::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Claims the oldest runnable operation for `worker` until `lease_until`.
+/// Runnable: pending, or running under a lapsed lease, and no earlier
+/// unfinished operation on the same target (which keeps each target's
+/// operations in acceptance order).
+pub async fn claim_next(
+    db: &impl ConnectionTrait,
+    worker: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<Option<OperationRow>, DbErr> {
+    let backend = backend_of(db);
+    let lock = if backend == DbBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE operations SET state = 'running', lease_owner = ?, lease_expires = ?, \
+           start_time = COALESCE(start_time, ?) \
+         WHERE seq = (SELECT o.seq FROM operations o \
+             WHERE (o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
+               AND NOT EXISTS (SELECT 1 FROM operations p \
+                   WHERE p.target = o.target AND p.seq < o.seq AND p.done = ?) \
+             ORDER BY o.seq LIMIT 1{lock}) \
+           AND (state = 'pending' OR (state = 'running' AND lease_expires < ?)) \
+         RETURNING *"
+    );
+    let stmt = statement(
+        backend,
+        &sql,
+        vec![
+            worker.into(),
+            lease_until.into(),
+            now.into(),
+            now.into(),
+            false.into(),
+            now.into(),
+        ],
+    );
+    operation::Entity::find().from_raw_sql(stmt).one(db).await
+}
+
+/// Finishes a running operation held by `worker` unless cancellation was
+/// requested meanwhile. Returns whether the row was updated.
+pub async fn finish(
+    db: &impl ConnectionTrait,
+    id: &str,
+    worker: &str,
+    final_state: &str,
+    result: String,
+    processed_items: i64,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let res = operation::Entity::update_many()
+        .col_expr(operation::Column::State, Expr::value(final_state))
+        .col_expr(operation::Column::Done, Expr::value(true))
+        .col_expr(operation::Column::Result, Expr::value(result))
+        .col_expr(operation::Column::ProcessedItems, Expr::value(processed_items))
+        .col_expr(operation::Column::EndTime, Expr::value(now))
+        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .filter(operation::Column::Id.eq(id))
+        .filter(operation::Column::State.eq(state::RUNNING))
+        .filter(operation::Column::LeaseOwner.eq(worker))
+        .filter(operation::Column::CancelRequested.eq(false))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Ends a not-done operation as cancelled with `result`. With `only_pending`
+/// a running one is left alone. Returns whether the row was updated.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    id: &str,
+    result: String,
+    now: i64,
+    only_pending: bool,
+) -> Result<bool, DbErr> {
+    let allowed = if only_pending {
+        vec![state::PENDING]
+    } else {
+        vec![state::PENDING, state::RUNNING]
+    };
+    let res = operation::Entity::update_many()
+        .col_expr(operation::Column::State, Expr::value(state::CANCELLED))
+        .col_expr(operation::Column::Done, Expr::value(true))
+        .col_expr(operation::Column::CancelRequested, Expr::value(true))
+        .col_expr(operation::Column::Result, Expr::value(result))
+        .col_expr(operation::Column::EndTime, Expr::value(now))
+        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .filter(operation::Column::Id.eq(id))
+        .filter(operation::Column::State.is_in(allowed))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Marks a not-done operation as cancel-requested.
+pub async fn request_cancel(db: &impl ConnectionTrait, id: &str) -> Result<(), DbErr> {
+    operation::Entity::update_many()
+        .col_expr(operation::Column::CancelRequested, Expr::value(true))
+        .filter(operation::Column::Id.eq(id))
+        .filter(operation::Column::Done.eq(false))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Deletes a finished operation. Returns whether a row was deleted.
+pub async fn delete_done(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    let res = operation::Entity::delete_many()
+        .filter(operation::Column::Id.eq(id))
+        .filter(operation::Column::Done.eq(true))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Deletes operations that finished before `cutoff`; returns how many.
+pub async fn delete_finished_before(db: &impl ConnectionTrait, cutoff: i64) -> Result<u64, DbErr> {
+    let res = operation::Entity::delete_many()
+        .filter(operation::Column::Done.eq(true))
+        .filter(operation::Column::EndTime.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Number of operations not yet done.
+pub async fn count_not_done(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    operation::Entity::find()
+        .filter(operation::Column::Done.eq(false))
+        .count(db)
+        .await
+}
+
+/// Releases claims left by a crashed run. Only for SQLite, whose database
+/// belongs to this one process; on PostgreSQL other replicas may hold live
+/// claims, which lapse by their lease instead.
+pub async fn release_orphaned_claims(store: &super::Store) -> Result<u64, DbErr> {
+    if !store.single_process() {
+        return Ok(0);
+    }
+    let tx = store.write().await.map_err(|e| DbErr::Custom(e.to_string()))?;
+    let res = operation::Entity::update_many()
+        .col_expr(operation::Column::State, Expr::value(state::PENDING))
+        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .filter(operation::Column::State.eq(state::RUNNING))
+        .exec(&*tx)
+        .await?;
+    tx.commit().await.map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(res.rows_affected)
+}
