@@ -24,7 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let mut config = tonic_prost_build::Config::new();
-    config.enable_type_names();
+    config
+        .enable_type_names()
+        .type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
         .extern_path(".google.rpc", "::tonic_types::pb")
         .compile_fds_with_config(fds, config)?;
