@@ -3,7 +3,7 @@
 
 use crate::{
     auth,
-    config::{DatabaseArgs, LogFormat, ServeArgs, TokenArgs},
+    config::{DatabaseArgs, HealthArgs, LogFormat, ServeArgs, TokenArgs},
     error::Error,
     server::{ServerSettings, run},
     store::Store,
@@ -17,6 +17,11 @@ use std::{
 
 /// Name of the development-mode key file.
 pub const DEV_KEY_FILE: &str = "rolekeeper-dev.key";
+
+/// Histogram buckets (seconds) for call and operation latencies.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Lifetime of the admin token printed in development mode.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -110,6 +115,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             secret
         }
     };
+    if let Some(addr) = args.metrics_listen.0 {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets(LATENCY_BUCKETS)
+            .and_then(|builder| builder.install())
+            .map_err(|e| Error::internal(format!("cannot serve metrics on {addr}: {e}")))?;
+        tracing::info!(%addr, "metrics on /metrics");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -120,6 +133,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         workers: args.workers,
         operation_retention: args.operation_retention,
         max_wait: args.max_wait,
+        drain_timeout: args.drain_timeout,
     };
     run(settings, listener, shutdown_signal()).await
 }
@@ -166,6 +180,38 @@ pub fn token(args: TokenArgs) -> Result<(), Error> {
     let token = auth::mint_hs256(&secret, &args.sub, args.org.as_deref(), &args.scope, args.ttl)?;
     println!("{token}");
     Ok(())
+}
+
+/// `rolekeeper health`: a gRPC health check, for container probes.
+pub async fn health(args: HealthArgs) -> Result<(), Error> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let unavailable = |message: String| Error::Unavailable {
+        reason: "NOT_SERVING".into(),
+        message,
+        retry_after: Duration::from_secs(1),
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.addr))
+        .map_err(|e| Error::internal(format!("bad address: {e}")))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .map_err(|e| unavailable(format!("cannot reach {}: {e}", args.addr)))?;
+    let mut client = HealthClient::new(channel);
+    let status = client
+        .check(HealthCheckRequest {
+            service: args.service,
+        })
+        .await
+        .map_err(|e| unavailable(format!("health check failed: {}", e.message())))?
+        .into_inner()
+        .status();
+    if status == ServingStatus::Serving {
+        println!("SERVING");
+        Ok(())
+    } else {
+        Err(unavailable(format!("{status:?}")))
+    }
 }
 
 #[cfg(test)]

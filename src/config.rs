@@ -22,6 +22,19 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print a signed HS256 token (and nothing else) on stdout.
     Token(TokenArgs),
+    /// Ask a running server's gRPC health service; exit 0 when SERVING.
+    Health(HealthArgs),
+}
+
+/// Arguments of `rolekeeper health`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// Address of the server.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: SocketAddr,
+    /// Service name to check; empty means the whole server.
+    #[arg(long, default_value = "")]
+    pub service: String,
 }
 
 /// Where the database is.
@@ -81,6 +94,27 @@ pub struct ServeArgs {
     /// Longest time a WaitOperation call blocks, e.g. `60s`.
     #[arg(long, env = "ROLEKEEPER_MAX_WAIT", default_value = "60s", value_parser = parse_duration)]
     pub max_wait: Duration,
+
+    /// On SIGTERM/SIGINT, how long in-flight calls may take to finish.
+    #[arg(long, env = "ROLEKEEPER_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Address of the Prometheus `/metrics` listener; `off` disables it.
+    #[arg(long, env = "ROLEKEEPER_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
+    pub metrics_listen: MetricsListen,
+}
+
+/// Where `/metrics` is served, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+fn parse_metrics_listen(text: &str) -> Result<MetricsListen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(MetricsListen(None));
+    }
+    text.parse()
+        .map(|addr| MetricsListen(Some(addr)))
+        .map_err(|_| format!("`{text}` is not an address like 127.0.0.1:9464, nor `off`"))
 }
 
 /// Arguments of `rolekeeper token`.

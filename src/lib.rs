@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod monitor;
 pub mod operations;
 pub mod pb;
 pub mod server;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => rolekeeper::cli::serve(args).await,
             Command::Migrate(args) => rolekeeper::cli::migrate(args).await,
             Command::Token(args) => rolekeeper::cli::token(args),
+            Command::Health(args) => rolekeeper::cli::health(args).await,
         }
     });
     match result {

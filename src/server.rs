@@ -1,12 +1,13 @@
 //! Wiring: database, operation workers, the four services, health,
-//! reflection, and the `x-request-id` layer, served on a given listener
-//! until a shutdown future resolves.
+//! reflection, and the call layer (`x-request-id`, one log line and metrics
+//! per call), served on a given listener until a shutdown future resolves.
 
 use crate::{
-    api::{self, Api, RequestId},
+    api::{self, Api, CallInfo},
     auth::Authenticator,
     domain::Service,
     error::Error,
+    monitor::{self, Readiness},
     operations::{self, Queue},
     pb,
     store::Store,
@@ -15,6 +16,7 @@ use http::HeaderValue;
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -35,6 +37,23 @@ pub struct ServerSettings {
     pub operation_retention: Duration,
     /// Longest WaitOperation.
     pub max_wait: Duration,
+    /// After shutdown starts, in-flight calls get this long to finish.
+    pub drain_timeout: Duration,
+}
+
+impl ServerSettings {
+    /// Settings with the defaults of `rolekeeper serve` for everything but
+    /// the database and the secret.
+    pub fn new(database_url: impl Into<String>, hs256_secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            hs256_secret: hs256_secret.into(),
+            workers: 2,
+            operation_retention: Duration::from_secs(7 * 86_400),
+            max_wait: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Names of the services whose health is reported individually.
@@ -60,17 +79,25 @@ pub async fn run(
     let queue = Queue::new(Service::new(store.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = operations::spawn_workers(&queue, settings.workers, stop_rx.clone()).await?;
-    let retention = operations::spawn_retention(&queue, settings.operation_retention, stop_rx);
+    let retention =
+        operations::spawn_retention(&queue, settings.operation_retention, stop_rx.clone());
 
+    let readiness = Arc::new(Readiness::default());
     let api = Api::new(
         queue,
         Authenticator::hs256(&settings.hs256_secret),
         settings.max_wait,
+        readiness.clone(),
     );
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in service_names().into_iter().chain([""]) {
-        health.set_service_status(name, ServingStatus::Serving).await;
-    }
+    monitor::set_health(&health, &service_names(), ServingStatus::Serving).await;
+    let probe = monitor::spawn(
+        store.clone(),
+        readiness.clone(),
+        health.clone(),
+        service_names().to_vec(),
+        stop_rx,
+    );
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -79,20 +106,20 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1().map_err(Error::internal)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(Error::internal)?;
 
-    let draining = {
-        let health = health.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight calls");
-            for name in service_names().into_iter().chain([""]) {
-                health
-                    .set_service_status(name, ServingStatus::NotServing)
-                    .await;
-            }
-        }
+    let (drain_started, mut drain_rx) = watch::channel(false);
+    let draining = async move {
+        shutdown.await;
+        tracing::info!("shutting down: refusing new calls, draining in-flight ones");
+        readiness.start_draining();
+        monitor::set_health(&health, &service_names(), ServingStatus::NotServing).await;
+        let _ = drain_started.send(true);
     };
-    let served = tonic::transport::Server::builder()
-        .layer(tower::layer::layer_fn(|inner| RequestIdService { inner }))
+    let drain_deadline = async move {
+        let _ = drain_rx.wait_for(|started| *started).await;
+        tokio::time::sleep(settings.drain_timeout).await;
+    };
+    let serve = tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(|inner| CallService { inner }))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -100,28 +127,35 @@ pub async fn run(
         .add_service(api::role_service(api.clone()))
         .add_service(api::membership_service(api.clone()))
         .add_service(api::operations_service(api))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining)
-        .await;
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining);
+    let served = tokio::select! {
+        served = serve => served.map_err(Error::internal),
+        () = drain_deadline => {
+            tracing::warn!(timeout = ?settings.drain_timeout, "drain timeout: dropping calls still in flight");
+            Ok(())
+        }
+    };
 
     let _ = stop_tx.send(true);
     workers.join().await;
     let _ = retention.await;
+    let _ = probe.await;
     store.close().await?;
-    served.map_err(Error::internal)
+    served
 }
 
 /// Longest `x-request-id` accepted from a caller; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
 
 /// Reads or generates `x-request-id`, hands it to the handlers through
-/// request extensions, returns it on every response, and logs one line per
-/// call.
+/// request extensions, returns it on every response, and logs and counts
+/// each call with its method, code, latency and principal.
 #[derive(Clone, Debug)]
-struct RequestIdService<S> {
+struct CallService<S> {
     inner: S,
 }
 
-impl<S, B, RB> tower::Service<http::Request<B>> for RequestIdService<S>
+impl<S, B, RB> tower::Service<http::Request<B>> for CallService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send + 'static,
     S::Future: Send + 'static,
@@ -143,9 +177,11 @@ where
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let method = request.uri().path().to_owned();
-        request
-            .extensions_mut()
-            .insert(RequestId(request_id.clone()));
+        let principal = Arc::new(OnceLock::new());
+        request.extensions_mut().insert(CallInfo {
+            request_id: request_id.clone(),
+            principal: principal.clone(),
+        });
         let started = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -154,12 +190,19 @@ where
                 .headers()
                 .get("grpc-status")
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("0")
-                .to_owned();
+                .and_then(|v| v.parse::<i32>().ok())
+                .map_or(tonic::Code::Ok, tonic::Code::from);
+            let latency = started.elapsed();
+            let code_name = format!("{code:?}");
+            metrics::counter!("rolekeeper_rpc_requests_total", "method" => method.clone(), "code" => code_name.clone())
+                .increment(1);
+            metrics::histogram!("rolekeeper_rpc_duration_seconds", "method" => method.clone())
+                .record(latency.as_secs_f64());
             tracing::info!(
                 method,
-                code,
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                code = code_name,
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                principal = principal.get().map_or("-", String::as_str),
                 request_id,
                 "rpc"
             );

@@ -11,16 +11,26 @@ mod roles;
 use crate::{
     auth::{Authenticator, Principal},
     error::{Error, TokenProblem},
+    monitor::Readiness,
     operations::{Operation, Queue},
     pb::longrunning,
 };
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
-/// The `x-request-id` of the current call, put in request extensions by the
-/// server's request-id layer.
+/// Per-call facts shared with the server's call layer through request
+/// extensions: the `x-request-id`, and the principal once authenticated
+/// (for the log line).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub struct CallInfo {
+    /// The caller's `x-request-id`, or a generated one.
+    pub request_id: String,
+    /// Set by the handler after authentication.
+    pub principal: Arc<OnceLock<String>>,
+}
 
 /// State shared by the four gRPC services.
 #[derive(Clone, Debug)]
@@ -28,6 +38,7 @@ pub struct Api {
     queue: Queue,
     auth: Arc<Authenticator>,
     max_wait: Duration,
+    readiness: Arc<Readiness>,
 }
 
 /// One authenticated call in progress.
@@ -41,23 +52,33 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 impl Api {
     /// The API over `queue`, verifying tokens with `auth`; WaitOperation
-    /// blocks at most `max_wait`.
-    pub fn new(queue: Queue, auth: Authenticator, max_wait: Duration) -> Self {
+    /// blocks at most `max_wait`; calls fail fast while `readiness` says so.
+    pub fn new(
+        queue: Queue,
+        auth: Authenticator,
+        max_wait: Duration,
+        readiness: Arc<Readiness>,
+    ) -> Self {
         Self {
             queue,
             auth: Arc::new(auth),
             max_wait,
+            readiness,
         }
     }
 
-    /// Authenticates a call and splits off its message.
+    /// Authenticates a call and splits off its message. While the server
+    /// drains or the database is down, calls fail fast with `UNAVAILABLE`.
     #[allow(clippy::result_large_err)]
     fn begin<T>(&self, request: Request<T>) -> Result<(Ctx, T), Status> {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|r| r.0.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let call = request.extensions().get::<CallInfo>().cloned();
+        let request_id = call.as_ref().map_or_else(
+            || uuid::Uuid::new_v4().to_string(),
+            |c| c.request_id.clone(),
+        );
+        self.readiness
+            .check()
+            .map_err(|err| err.into_status(&request_id))?;
         let principal = match request.metadata().get("authorization") {
             None => self.auth.authenticate(None),
             Some(value) => match value.to_str() {
@@ -69,6 +90,9 @@ impl Api {
             },
         }
         .map_err(|err| err.into_status(&request_id))?;
+        if let Some(call) = call {
+            let _ = call.principal.set(principal.sub.clone());
+        }
         Ok((
             Ctx {
                 principal,

@@ -16,6 +16,23 @@ use tokio::{sync::watch, task::JoinSet};
 /// over an operation whose worker died.
 const LEASE: Duration = Duration::from_secs(30);
 
+/// How a claimed operation ended.
+enum Finished {
+    Succeeded,
+    Cancelled,
+    Failed(Error),
+}
+
+impl Finished {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Cancelled => "cancelled",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
 /// Running worker tasks.
 #[derive(Debug)]
 pub struct Workers {
@@ -119,35 +136,39 @@ impl Queue {
         // More may be runnable: let another idle worker look.
         self.wake_workers.notify_one();
 
-        let outcome = match serde_json::from_str::<Command>(&row.command) {
+        let started = std::time::Instant::now();
+        let finished = match serde_json::from_str::<Command>(&row.command) {
             Ok(command) => self.apply(&row.id, worker, &command, row.requested_items).await?,
-            Err(err) => Some(Err(Error::internal(format!("unreadable command: {err}")))),
+            Err(err) => Finished::Failed(Error::internal(format!("unreadable command: {err}"))),
         };
-        if let Some(failed) = outcome {
+        if let Finished::Failed(err) = &finished {
             // The changes were rolled back; record the failure on its own.
             let tx = self.store().write().await?;
-            let result = serde_json::to_string(&failed).map_err(Error::internal)?;
-            let finished =
+            let result = serde_json::to_string(&Err::<Outcome, _>(err)).map_err(Error::internal)?;
+            let recorded =
                 db::finish(&*tx, &row.id, worker, state::FAILED, result, 0, now_micros()).await?;
-            if !finished {
+            if !recorded {
                 self.cancel_claimed(&tx, &row.id).await?;
             }
             tx.commit().await?;
         }
-        tracing::debug!(operation = row.id, verb = row.verb, "operation finished");
+        let outcome = finished.label();
+        metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(operation = row.id, verb = row.verb, outcome, "operation finished");
         self.announce(&row.id);
         Ok(true)
     }
 
     /// Applies `command` and completes the operation in one transaction.
-    /// Returns the error to record when the command failed (nothing applied).
+    /// A failed command is returned for recording (nothing was applied).
     async fn apply(
         &self,
         id: &str,
         worker: &str,
         command: &Command,
         items: i64,
-    ) -> Result<Option<Result<Outcome, Error>>> {
+    ) -> Result<Finished> {
         let tx = self.store().write().await?;
         let now = now_micros();
         match self.service().apply_command(&*tx, command, now).await {
@@ -156,6 +177,7 @@ impl Queue {
                     serde_json::to_string(&Ok::<_, Error>(outcome)).map_err(Error::internal)?;
                 if db::finish(&*tx, id, worker, state::SUCCEEDED, result, items, now).await? {
                     tx.commit().await?;
+                    Ok(Finished::Succeeded)
                 } else {
                     // Cancelled while running (or the lease was lost): roll
                     // back the changes and end it cancelled.
@@ -163,11 +185,11 @@ impl Queue {
                     let tx = self.store().write().await?;
                     self.cancel_claimed(&tx, id).await?;
                     tx.commit().await?;
+                    Ok(Finished::Cancelled)
                 }
-                Ok(None)
             }
             Err(err @ Error::Unavailable { .. }) => Err(err),
-            Err(err) => Ok(Some(Err(err))),
+            Err(err) => Ok(Finished::Failed(err)),
         }
     }
 

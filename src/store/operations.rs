@@ -274,23 +274,14 @@ pub async fn delete_finished_before(db: &impl ConnectionTrait, cutoff: i64) -> R
     Ok(res.rows_affected)
 }
 
-/// Number of operations not yet done.
-pub async fn count_not_done(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
-    use sea_orm::PaginatorTrait;
-    operation::Entity::find()
-        .filter(operation::Column::Done.eq(false))
-        .count(db)
-        .await
-}
-
 /// Releases claims left by a crashed run. Only for SQLite, whose database
 /// belongs to this one process; on PostgreSQL other replicas may hold live
 /// claims, which lapse by their lease instead.
-pub async fn release_orphaned_claims(store: &super::Store) -> Result<u64, DbErr> {
+pub async fn release_orphaned_claims(store: &super::Store) -> Result<u64, crate::error::Error> {
     if !store.single_process() {
         return Ok(0);
     }
-    let tx = store.write().await.map_err(|e| DbErr::Custom(e.to_string()))?;
+    let tx = store.write().await?;
     let res = operation::Entity::update_many()
         .col_expr(operation::Column::State, Expr::value(state::PENDING))
         .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
@@ -298,6 +289,56 @@ pub async fn release_orphaned_claims(store: &super::Store) -> Result<u64, DbErr>
         .filter(operation::Column::State.eq(state::RUNNING))
         .exec(&*tx)
         .await?;
-    tx.commit().await.map_err(|e| DbErr::Custom(e.to_string()))?;
+    tx.commit().await?;
     Ok(res.rows_affected)
+}
+
+/// Counts for the operation gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Operations per state (every state listed, zeros included).
+    pub by_state: Vec<(&'static str, u64)>,
+    /// Pending plus running.
+    pub not_done: u64,
+    /// Acceptance time of the oldest pending operation.
+    pub oldest_pending: Option<i64>,
+}
+
+/// Reads the queue's counts.
+pub async fn stats(db: &impl ConnectionTrait) -> Result<QueueStats, DbErr> {
+    use sea_orm::FromQueryResult;
+    #[derive(FromQueryResult)]
+    struct Row {
+        state: String,
+        n: i64,
+        oldest: Option<i64>,
+    }
+    let rows = operation::Entity::find()
+        .select_only()
+        .column(operation::Column::State)
+        .column_as(Expr::col(operation::Column::Seq).count(), "n")
+        .column_as(Expr::col(operation::Column::CreateTime).min(), "oldest")
+        .group_by(operation::Column::State)
+        .into_model::<Row>()
+        .all(db)
+        .await?;
+    let mut stats = QueueStats::default();
+    for name in [
+        state::PENDING,
+        state::RUNNING,
+        state::SUCCEEDED,
+        state::FAILED,
+        state::CANCELLED,
+    ] {
+        let row = rows.iter().find(|r| r.state == name);
+        let n = row.map_or(0, |r| u64::try_from(r.n).unwrap_or(0));
+        if name == state::PENDING {
+            stats.oldest_pending = row.and_then(|r| r.oldest);
+        }
+        if name == state::PENDING || name == state::RUNNING {
+            stats.not_done += n;
+        }
+        stats.by_state.push((name, n));
+    }
+    Ok(stats)
 }
