@@ -89,7 +89,7 @@ pub fn spawn(
                 };
                 set_health(&health, &services, status).await;
             }
-            if up && tick % SAMPLE_EVERY == 0 {
+            if up && tick.is_multiple_of(SAMPLE_EVERY) {
                 sample(&store).await;
             }
             tick = tick.wrapping_add(1);

@@ -216,10 +216,8 @@ impl Service {
 
         let tx = self.store().write().await?;
         let mut role = require_role(&*tx, &o, &r).await?;
-        if let Some(scope) = draft.scope {
-            if scope != role.scope {
-                return Err(Error::invalid("role.scope", "is immutable"));
-            }
+        if draft.scope.is_some_and(|scope| scope != role.scope) {
+            return Err(Error::invalid("role.scope", "is immutable"));
         }
         if !draft.etag.is_empty() && draft.etag != role.etag() {
             return Err(Error::Aborted {

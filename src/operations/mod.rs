@@ -144,12 +144,12 @@ impl Queue {
         command.validate()?;
         check_request_id(request_id)?;
         let serialized = serde_json::to_string(&command).map_err(Error::internal)?;
-        if !request_id.is_empty() {
-            if let Some(row) =
-                db::find_by_request_id(self.store().reader(), principal, request_id).await?
-            {
-                return same_request(row, &serialized);
-            }
+        let earlier = match request_id {
+            "" => None,
+            id => db::find_by_request_id(self.store().reader(), principal, id).await?,
+        };
+        if let Some(row) = earlier {
+            return same_request(row, &serialized);
         }
         self.service.check_command(&command).await?;
         let new = NewOperation {

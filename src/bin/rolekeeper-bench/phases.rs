@@ -1,0 +1,283 @@
+//! The measured phases, in order: idle memory, the health ceiling, the three
+//! reads, the raw commit baseline, completed AssignUserRoles operations, and
+//! one AddRoleMembers with the bulk users.
+
+use crate::{
+    Result,
+    clients::{Clients, wait_done},
+    commit,
+    load::{Shape, Stats, closed_loop, mix},
+    options::{SeedPlan, Settings},
+    process::{Memory, ServerProcess},
+    seed,
+};
+use rolekeeper::pb::v1::{
+    AddRoleMembersRequest, AssignUserRolesRequest, CheckPermissionRequest, GetRoleRequest,
+    ListUserRolesRequest, UserRef, user_ref,
+};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+/// Quiet time after seeding before the idle memory is read.
+const IDLE_SETTLE: Duration = Duration::from_secs(2);
+
+/// Everything the phases measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// `grpc.health.v1.Health/Check`: the gRPC ceiling.
+    pub health: Stats,
+    /// `RoleService/GetRole`.
+    pub get_role: Stats,
+    /// `RoleService/ListUserRoles`.
+    pub list_user_roles: Stats,
+    /// `RoleService/CheckPermission`.
+    pub check_permission: Stats,
+    /// Raw single-row commits on the same kind of database.
+    pub raw_commit: Stats,
+    /// AssignUserRoles from submit to done (WaitOperation).
+    pub assign_ops: Stats,
+    /// The single large AddRoleMembers.
+    pub add_members: AddMembers,
+    /// Server memory after seeding, idle.
+    pub memory_idle: Memory,
+    /// Server memory at the end of the load phases (largest `VmRSS` seen
+    /// right after a phase; `peak_mib` is `VmHWM` then).
+    pub memory_load: Memory,
+    /// Server memory at the very end (after AddRoleMembers).
+    pub memory_end: Memory,
+}
+
+/// The AddRoleMembers measurement.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct AddMembers {
+    /// Users in the request.
+    pub users: usize,
+    /// Milliseconds until the RPC returned the accepted operation.
+    pub accept_ms: f64,
+    /// Seconds from accepted to done.
+    pub done_seconds: f64,
+}
+
+/// Runs every phase against the seeded server.
+pub async fn run_all(
+    settings: &Settings,
+    clients: &Clients,
+    server: &ServerProcess,
+    baseline_url: &str,
+) -> Result<Results> {
+    let shape = Shape {
+        clients: settings.clients,
+        warmup: settings.warmup,
+        duration: settings.duration,
+    };
+    let plan = settings.seed;
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let memory_idle = server.memory()?;
+    let mut load_memory = LoadMemory::default();
+
+    let health = phase("Health/Check", closed_loop(shape, health(clients))).await?;
+    load_memory.sample(server)?;
+    let get_role = phase("GetRole", closed_loop(shape, get_role(clients, plan))).await?;
+    load_memory.sample(server)?;
+    let list_user_roles =
+        phase("ListUserRoles", closed_loop(shape, list_user_roles(clients, plan))).await?;
+    load_memory.sample(server)?;
+    let check_permission = phase(
+        "CheckPermission",
+        closed_loop(shape, check_permission(clients, plan)),
+    )
+    .await?;
+    load_memory.sample(server)?;
+    let raw_commit = phase("raw commit", commit::measure(baseline_url, shape)).await?;
+    let assign_ops = phase("AssignUserRoles", closed_loop(shape, assign(clients, plan))).await?;
+    load_memory.sample(server)?;
+
+    let add_members = add_members(clients, plan.bulk_users).await?;
+    let memory_end = server.memory()?;
+    Ok(Results {
+        health,
+        get_role,
+        list_user_roles,
+        check_permission,
+        raw_commit,
+        assign_ops,
+        add_members,
+        memory_idle,
+        memory_load: load_memory.0,
+        memory_end,
+    })
+}
+
+/// The largest resident size seen right after a load phase.
+#[derive(Debug, Default)]
+struct LoadMemory(Memory);
+
+impl LoadMemory {
+    fn sample(&mut self, server: &ServerProcess) -> Result<()> {
+        let now = server.memory()?;
+        if now.rss_mib >= self.0.rss_mib {
+            self.0 = now;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a phase and logs its throughput.
+async fn phase(name: &str, work: impl Future<Output = Result<Stats>>) -> Result<Stats> {
+    let stats = work.await.map_err(|e| format!("phase {name}: {e}"))?;
+    eprintln!(
+        "rolekeeper-bench: {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        stats.rps, stats.p50_ms, stats.p99_ms, stats.errors
+    );
+    Ok(stats)
+}
+
+/// A random organization, and a random index below `n`, for one request.
+fn pick(plan: &SeedPlan, client: usize, sequence: u64, salt: u64, n: usize) -> (String, usize) {
+    let x = mix(client, sequence, salt);
+    let org = (x % plan.orgs as u64) as usize;
+    let index = ((x >> 20) % n.max(1) as u64) as usize;
+    (seed::org_id(org), index)
+}
+
+/// The boxed future every request closure returns.
+type RequestFuture = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// `grpc.health.v1.Health/Check` for the whole server.
+fn health(clients: &Clients) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+    let clients = clients.clone();
+    move |client, _| {
+        let mut stub = clients.health(client);
+        Box::pin(async move {
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            let status = stub.check(request).await?.into_inner().status;
+            if status == ServingStatus::Serving as i32 {
+                Ok(())
+            } else {
+                crate::fail(format!("health status {status}"))
+            }
+        })
+    }
+}
+
+/// `RoleService/GetRole` of a random role.
+fn get_role(
+    clients: &Clients,
+    plan: SeedPlan,
+) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+    let clients = clients.clone();
+    move |client, sequence| {
+        let mut stub = clients.roles(client);
+        let (organization_id, r) = pick(&plan, client, sequence, 1, plan.roles);
+        Box::pin(async move {
+            let request = GetRoleRequest {
+                organization_id,
+                role_id: seed::role_id(r),
+            };
+            stub.get_role(request).await?;
+            Ok(())
+        })
+    }
+}
+
+/// `RoleService/ListUserRoles` of a random user.
+fn list_user_roles(
+    clients: &Clients,
+    plan: SeedPlan,
+) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+    let clients = clients.clone();
+    move |client, sequence| {
+        let mut stub = clients.roles(client);
+        let (organization_id, u) = pick(&plan, client, sequence, 2, plan.users_per_org);
+        Box::pin(async move {
+            let request = ListUserRolesRequest {
+                organization_id,
+                user_id: seed::user_id(u),
+            };
+            stub.list_user_roles(request).await?;
+            Ok(())
+        })
+    }
+}
+
+/// `RoleService/CheckPermission` of a random user and permission name.
+fn check_permission(
+    clients: &Clients,
+    plan: SeedPlan,
+) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+    let clients = clients.clone();
+    move |client, sequence| {
+        let mut stub = clients.roles(client);
+        let (organization_id, u) = pick(&plan, client, sequence, 3, plan.users_per_org);
+        let p = (mix(client, sequence, 4) % seed::permission_universe(&plan) as u64) as usize;
+        Box::pin(async move {
+            let request = CheckPermissionRequest {
+                organization_id,
+                user_id: seed::user_id(u),
+                permission: seed::permission_name(p),
+                workspace_id: String::new(),
+            };
+            stub.check_permission(request).await?;
+            Ok(())
+        })
+    }
+}
+
+/// `RoleService/AssignUserRoles` of a random role to a random user, then
+/// WaitOperation until it is done: one completed operation.
+fn assign(
+    clients: &Clients,
+    plan: SeedPlan,
+) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+    let clients = clients.clone();
+    move |client, sequence| {
+        let mut roles = clients.roles(client);
+        let mut ops = clients.ops(client);
+        let (organization_id, u) = pick(&plan, client, sequence, 5, plan.users_per_org);
+        let r = (mix(client, sequence, 6) % plan.roles as u64) as usize;
+        Box::pin(async move {
+            let request = AssignUserRolesRequest {
+                organization_id,
+                user_id: seed::user_id(u),
+                role_ids: vec![seed::role_id(r)],
+                request_id: String::new(),
+            };
+            let operation = roles.assign_user_roles(request).await?.into_inner();
+            wait_done(&mut ops, operation).await
+        })
+    }
+}
+
+/// One AddRoleMembers with every bulk user: the time to accept it, and the
+/// time from accepted to done.
+async fn add_members(clients: &Clients, users: usize) -> Result<AddMembers> {
+    let request = AddRoleMembersRequest {
+        organization_id: seed::BULK_ORG.to_owned(),
+        role_id: seed::BULK_ROLE.to_owned(),
+        users: (0..users)
+            .map(|i| UserRef {
+                user: Some(user_ref::User::UserId(seed::bulk_user_id(i))),
+            })
+            .collect(),
+        request_id: String::new(),
+    };
+    let mut roles = clients.roles(0);
+    let mut ops = clients.ops(0);
+    let submitted = Instant::now();
+    let operation = roles.add_role_members(request).await?.into_inner();
+    let accepted = Instant::now();
+    wait_done(&mut ops, operation).await?;
+    let result = AddMembers {
+        users,
+        accept_ms: (accepted - submitted).as_secs_f64() * 1000.0,
+        done_seconds: accepted.elapsed().as_secs_f64(),
+    };
+    eprintln!(
+        "rolekeeper-bench: AddRoleMembers {users} users: accepted in {:.1} ms, done {:.3} s later",
+        result.accept_ms, result.done_seconds
+    );
+    Ok(result)
+}
