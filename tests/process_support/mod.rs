@@ -1,0 +1,164 @@
+//! Helpers for tests that run the real `rolekeeper` binary as a child
+//! process: free ports, readiness polling, signals, and clean-up on drop.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The HS256 secret the child servers use (32+ bytes).
+pub const SECRET: &str = "process-test-secret-0123456789abcdef";
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rolekeeper")
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+/// A running `rolekeeper serve`, killed on drop.
+pub struct Server {
+    /// The child process.
+    pub child: Child,
+    /// Its gRPC address.
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `rolekeeper serve` in `dir` with `args` and `envs` and waits
+    /// (at most 60 s) until its port accepts connections.
+    pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let addr = free_addr();
+        let listen = addr.to_string();
+        let mut command = Command::new(binary());
+        command
+            .current_dir(dir)
+            .arg("serve")
+            .args(["--listen", &listen])
+            .args(args)
+            .env_remove("ROLEKEEPER_HS256_SECRET")
+            .env_remove("ROLEKEEPER_DATABASE_URL")
+            .env("ROLEKEEPER_METRICS_LISTEN", "off")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start rolekeeper");
+        let mut server = Self { child, addr };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("rolekeeper exited before serving: {status}");
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("rolekeeper did not listen on {} within 60 s", self.addr);
+    }
+
+    /// `http://addr`, for tonic endpoints.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The first `lines` lines of the child's stdout.
+    pub fn stdout_lines(&mut self, lines: usize) -> Vec<String> {
+        let stdout = self.child.stdout.take().expect("stdout is piped");
+        BufReader::new(stdout)
+            .lines()
+            .take(lines)
+            .map(|l| l.expect("stdout is text"))
+            .collect()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Sends SIGKILL.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (at most `limit`) for the child to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "rolekeeper did not exit within {limit:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the child wrote to stderr (after it exited).
+    pub fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary to completion with `args` in `dir`.
+pub fn run_binary(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(binary());
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("ROLEKEEPER_HS256_SECRET")
+        .env_remove("ROLEKEEPER_DATABASE_URL");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command.output().expect("run rolekeeper")
+}
+
+/// A plain HTTP/1.0 GET on loopback; returns the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
