@@ -81,6 +81,7 @@ pub async fn run(
     let workers = operations::spawn_workers(&queue, settings.workers, stop_rx.clone()).await?;
     let retention =
         operations::spawn_retention(&queue, settings.operation_retention, stop_rx.clone());
+    let listener_task = operations::spawn_listener(&queue, stop_rx.clone());
 
     let readiness = Arc::new(Readiness::default());
     let api = Api::new(
@@ -139,6 +140,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     workers.join().await;
     let _ = retention.await;
+    let _ = listener_task.await;
     let _ = probe.await;
     store.close().await?;
     served

@@ -7,7 +7,7 @@
 pub mod filter;
 mod worker;
 
-pub use worker::{Workers, spawn_retention, spawn_workers};
+pub use worker::{Workers, spawn_listener, spawn_retention, spawn_workers};
 
 use crate::{
     domain::{
@@ -167,7 +167,10 @@ impl Queue {
         let id = new.id.clone();
         let tx = self.store().write().await?;
         match db::insert(&*tx, new).await {
-            Ok(()) => tx.commit().await?,
+            Ok(()) => {
+                db::notify(&*tx, db::SUBMITTED_CHANNEL, &id).await?;
+                tx.commit().await?;
+            }
             Err(err) if store::is_unique_violation(&err) && !request_id.is_empty() => {
                 drop(tx);
                 let row = db::find_by_request_id(self.store().reader(), principal, request_id)
@@ -221,7 +224,9 @@ impl Queue {
             .map_err(Error::internal)?;
         let tx = self.store().write().await?;
         let ended = db::cancel(&*tx, id, cancelled, now_micros(), true).await?;
-        if !ended {
+        if ended {
+            db::notify(&*tx, db::FINISHED_CHANNEL, id).await?;
+        } else {
             db::request_cancel(&*tx, id).await?;
         }
         tx.commit().await?;

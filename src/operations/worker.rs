@@ -71,6 +71,48 @@ pub async fn spawn_workers(
     Ok(Workers { tasks })
 }
 
+/// On PostgreSQL, relays other replicas' notifications: a finished
+/// operation wakes this process's `WaitOperation` callers, a new one wakes
+/// its workers. Reconnects after a lost connection; polling covers the gap.
+pub fn spawn_listener(
+    queue: &Queue,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let queue = queue.clone();
+    tokio::spawn(async move {
+        while !*shutdown.borrow() {
+            let listener = queue
+                .store()
+                .listen(&[db::FINISHED_CHANNEL, db::SUBMITTED_CHANNEL])
+                .await;
+            let mut listener = match listener {
+                Ok(Some(listener)) => listener,
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(%err, "operation notifications unavailable; polling");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    received = listener.recv() => match received {
+                        Ok(note) if note.channel() == db::FINISHED_CHANNEL => queue.announce(note.payload()),
+                        Ok(_) => queue.wake_workers.notify_one(),
+                        Err(err) => {
+                            tracing::warn!(%err, "lost the notification connection; reconnecting");
+                            break;
+                        }
+                    },
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+            }
+        }
+    })
+}
+
 /// Starts the sweeper that removes operations finished longer than
 /// `retention` ago.
 pub fn spawn_retention(
@@ -150,6 +192,7 @@ impl Queue {
             if !recorded {
                 self.cancel_claimed(&tx, &row.id).await?;
             }
+            db::notify(&*tx, db::FINISHED_CHANNEL, &row.id).await?;
             tx.commit().await?;
         }
         let outcome = finished.label();
@@ -176,6 +219,7 @@ impl Queue {
                 let result =
                     serde_json::to_string(&Ok::<_, Error>(outcome)).map_err(Error::internal)?;
                 if db::finish(&*tx, id, worker, state::SUCCEEDED, result, items, now).await? {
+                    db::notify(&*tx, db::FINISHED_CHANNEL, id).await?;
                     tx.commit().await?;
                     Ok(Finished::Succeeded)
                 } else {
@@ -184,6 +228,7 @@ impl Queue {
                     drop(tx);
                     let tx = self.store().write().await?;
                     self.cancel_claimed(&tx, id).await?;
+                    db::notify(&*tx, db::FINISHED_CHANNEL, id).await?;
                     tx.commit().await?;
                     Ok(Finished::Cancelled)
                 }

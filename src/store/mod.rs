@@ -105,6 +105,27 @@ impl Store {
         }
     }
 
+    /// A listener for PostgreSQL notifications on `channels`; `None` on SQLite.
+    pub async fn listen(
+        &self,
+        channels: &[&str],
+    ) -> Result<Option<sea_orm::sqlx::postgres::PgListener>, Error> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let unavailable = |err: sea_orm::sqlx::Error| Error::Unavailable {
+            reason: "DATABASE_UNAVAILABLE".into(),
+            message: format!("cannot listen for notifications: {err}"),
+            retry_after: Duration::from_secs(1),
+        };
+        let mut listener =
+            sea_orm::sqlx::postgres::PgListener::connect_with(self.db.get_postgres_connection_pool())
+                .await
+                .map_err(unavailable)?;
+        listener.listen_all(channels.iter().copied()).await.map_err(unavailable)?;
+        Ok(Some(listener))
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         self.db.ping().await.map_err(Error::from)

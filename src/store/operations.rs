@@ -342,3 +342,24 @@ pub async fn stats(db: &impl ConnectionTrait) -> Result<QueueStats, DbErr> {
     }
     Ok(stats)
 }
+
+/// Channel on which PostgreSQL replicas announce finished operations (payload: id).
+pub const FINISHED_CHANNEL: &str = "rolekeeper_operation_finished";
+/// Channel on which PostgreSQL replicas announce new operations.
+pub const SUBMITTED_CHANNEL: &str = "rolekeeper_operation_submitted";
+
+/// Queues a notification, delivered when the transaction commits. PostgreSQL
+/// only; SQLite has one process, which announces in memory.
+pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
+    let backend = backend_of(db);
+    if backend != DbBackend::Postgres {
+        return Ok(());
+    }
+    db.execute(statement(
+        backend,
+        "SELECT pg_notify(?, ?)",
+        vec![channel.into(), payload.into()],
+    ))
+    .await
+    .map(drop)
+}
