@@ -71,17 +71,32 @@ async fn dev_mode_prints_a_working_admin_token_and_token_reuses_the_key() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).expect("key file").permissions().mode();
+        let mode = std::fs::metadata(&key)
+            .expect("key file")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let output = run_binary(
         dir.path(),
-        &["token", "--sub", "ops", "--org", "dev", "--scope", "organization:read"],
+        &[
+            "token",
+            "--sub",
+            "ops",
+            "--org",
+            "dev",
+            "--scope",
+            "organization:read",
+        ],
         &[],
     );
     assert!(output.status.success());
     let minted = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(minted.lines().count(), 1, "token prints nothing else: {minted}");
+    assert_eq!(
+        minted.lines().count(),
+        1,
+        "token prints nothing else: {minted}"
+    );
     let got = orgs
         .get_organization(authed(
             v1::GetOrganizationRequest {
@@ -128,11 +143,24 @@ fn serve_help_documents_every_setting() {
 #[test]
 fn bad_settings_are_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["serve", "--workers", "many"], &[], "--workers"),
-        (&["serve"], &[("ROLEKEEPER_OPERATION_RETENTION", "1w")], "7d"),
-        (&["serve"], &[("ROLEKEEPER_METRICS_LISTEN", "nowhere")], "nowhere"),
-        (&["serve"], &[("ROLEKEEPER_HS256_SECRET", "short")], "at least 32 bytes"),
+        (
+            &["serve"],
+            &[("ROLEKEEPER_OPERATION_RETENTION", "1w")],
+            "7d",
+        ),
+        (
+            &["serve"],
+            &[("ROLEKEEPER_METRICS_LISTEN", "nowhere")],
+            "nowhere",
+        ),
+        (
+            &["serve"],
+            &[("ROLEKEEPER_HS256_SECRET", "short")],
+            "at least 32 bytes",
+        ),
     ];
     for (args, envs, expected) in cases {
         let output = run_binary(dir.path(), args, envs);
@@ -165,7 +193,10 @@ fn secrets_never_reach_the_logs() {
     server.terminate();
     assert!(server.wait_exit(Duration::from_secs(30)).success());
     let logs = server.stderr();
-    assert!(logs.contains("\"method\":\"/rolekeeper.v1.OrganizationService/ListOrganizations\""), "{logs}");
+    assert!(
+        logs.contains("\"method\":\"/rolekeeper.v1.OrganizationService/ListOrganizations\""),
+        "{logs}"
+    );
     assert!(logs.contains("\"principal\":\"process-test\""), "{logs}");
     assert!(!logs.contains(SECRET), "the secret leaked into the logs");
     assert!(!logs.contains(&token), "the token leaked into the logs");
@@ -175,8 +206,16 @@ fn secrets_never_reach_the_logs() {
 async fn metrics_health_and_migrate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
-    let output = run_binary(dir.path(), &["migrate"], &[("ROLEKEEPER_DATABASE_URL", &db)]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run_binary(
+        dir.path(),
+        &["migrate"],
+        &[("ROLEKEEPER_DATABASE_URL", &db)],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let metrics = process_support::free_addr();
     let metrics_arg = metrics.to_string();
@@ -210,11 +249,17 @@ async fn metrics_health_and_migrate() {
         text.contains(r#"rolekeeper_rpc_requests_total{method="/rolekeeper.v1.OrganizationService/GetOrganization",code="NotFound"} 1"#),
         "{text}"
     );
-    assert!(text.contains("rolekeeper_rpc_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("rolekeeper_rpc_duration_seconds_bucket"),
+        "{text}"
+    );
 
     drop(server);
     let down = run_binary(dir.path(), &["health", "--addr", &addr], &[]);
-    assert!(!down.status.success(), "health must fail when nothing listens");
+    assert!(
+        !down.status.success(),
+        "health must fail when nothing listens"
+    );
 }
 
 /// Submits operations from several clients, sends SIGTERM while they are in
@@ -305,7 +350,10 @@ async fn sigterm_drains_and_loses_no_accepted_operation() {
     }
     let status = server.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "exit status {status}");
-    assert!(!accepted.is_empty(), "no operation was accepted before SIGTERM");
+    assert!(
+        !accepted.is_empty(),
+        "no operation was accepted before SIGTERM"
+    );
 
     let server = Server::start(dir.path(), &[], &envs);
     let channel = channel_for(&server).await;
@@ -327,7 +375,10 @@ async fn sigterm_drains_and_loses_no_accepted_operation() {
             .into_inner();
         assert!(op.done, "{name} not done after restart");
         assert!(
-            matches!(op.result, Some(rolekeeper::pb::longrunning::operation::Result::Response(_))),
+            matches!(
+                op.result,
+                Some(rolekeeper::pb::longrunning::operation::Result::Response(_))
+            ),
             "{name} did not succeed: {:?}",
             op.result
         );
