@@ -1,16 +1,32 @@
 //! Bearer tokens: verification, the [`Principal`] they name, scope and
 //! organization checks, and minting (for `rolekeeper token` and tests).
+//!
+//! Accepted: HS256 with the configured secret, and RS256/ES256 with the
+//! public keys of the key file (`ROLEKEEPER_JWT_KEYS`, a PEM public key or a
+//! JWKS, re-read when it changes). `exp` and `sub` are required, `nbf` is
+//! honoured, both with [`LEEWAY_SECONDS`] of clock skew; `iss`/`aud` are
+//! required and checked when configured. Neither tokens nor key material
+//! ever appear in errors or logs.
+
+mod keys;
+
+pub use keys::KEY_FILE_CHECK_INTERVAL;
 
 use crate::error::{Error, TokenProblem};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use keys::KeyFile;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECONDS: u64 = 30;
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
 
 /// What a scope allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,34 +145,143 @@ impl Principal {
     }
 }
 
-/// Verifies bearer tokens.
+/// Where [`Authenticator::new`] takes its keys from and what it enforces.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    /// Secret that verifies HS256 tokens; without it HS256 tokens are refused.
+    pub hs256_secret: Option<Vec<u8>>,
+    /// File with the RS256/ES256 public keys: one PEM public key (RSA of at
+    /// least 2048 bits, or EC P-256) or a JWKS document whose keys are
+    /// selected by `kid`. Re-read when it changes; without it RS256 and
+    /// ES256 tokens are refused.
+    pub jwt_keys: Option<PathBuf>,
+    /// Required `iss` of every token, if set.
+    pub issuer: Option<String>,
+    /// Required `aud` (one of the token's audiences) of every token, if set.
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_keys", &self.jwt_keys)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// Verifies bearer tokens: HS256 with the configured secret, RS256/ES256
+/// with the keys of the configured key file. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Authenticator {
-    key: DecodingKey,
-    validation: Validation,
+    inner: Arc<Verifier>,
+}
+
+struct Verifier {
+    hmac: Option<DecodingKey>,
+    key_file: Option<KeyFile>,
+    hs256: Validation,
+    rs256: Validation,
+    es256: Validation,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("hs256", &self.inner.hmac.is_some())
+            .field("jwt_keys", &self.inner.key_file.as_ref().map(KeyFile::path))
+            .finish_non_exhaustive()
     }
 }
 
+/// What every token must satisfy besides its signature.
+fn validation(algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECONDS;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    match audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            validation.validate_aud = true;
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
+fn config_error(message: impl std::fmt::Display) -> Error {
+    Error::internal(format!("authentication configuration: {message}"))
+}
+
 impl Authenticator {
-    /// Verifies HS256 tokens signed with `secret`.
+    /// Verifies HS256 tokens signed with `secret` (and nothing else).
     pub fn hs256(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
+            inner: Arc::new(Verifier {
+                hmac: Some(DecodingKey::from_secret(secret)),
+                key_file: None,
+                hs256: validation(Algorithm::HS256, None, None),
+                rs256: validation(Algorithm::RS256, None, None),
+                es256: validation(Algorithm::ES256, None, None),
+            }),
         }
     }
 
-    /// Verifies the value of an `authorization` metadata entry.
+    /// Builds the verifier of `config`: at least one of `hs256_secret` and
+    /// `jwt_keys` is required, and the key file must hold at least one usable
+    /// key now (later broken versions keep the previous keys). Errors name
+    /// the problem, never key material.
+    pub fn new(config: AuthConfig) -> Result<Self, Error> {
+        if config.hs256_secret.is_none() && config.jwt_keys.is_none() {
+            return Err(config_error(
+                "configure an HS256 secret, a JWT key file (ROLEKEEPER_JWT_KEYS), or both",
+            ));
+        }
+        if config.hs256_secret.as_ref().is_some_and(Vec::is_empty) {
+            return Err(config_error("the HS256 secret is empty"));
+        }
+        if config.issuer.as_deref() == Some("") {
+            return Err(config_error("the required issuer is empty"));
+        }
+        if config.audience.as_deref() == Some("") {
+            return Err(config_error("the required audience is empty"));
+        }
+        let key_file = match config.jwt_keys {
+            Some(path) => Some(
+                KeyFile::open(path.clone(), KEY_FILE_CHECK_INTERVAL).map_err(|reason| {
+                    config_error(format!("JWT key file {}: {reason}", path.display()))
+                })?,
+            ),
+            None => None,
+        };
+        let (issuer, audience) = (config.issuer.as_deref(), config.audience.as_deref());
+        Ok(Self {
+            inner: Arc::new(Verifier {
+                hmac: config.hs256_secret.as_deref().map(DecodingKey::from_secret),
+                key_file,
+                hs256: validation(Algorithm::HS256, issuer, audience),
+                rs256: validation(Algorithm::RS256, issuer, audience),
+                es256: validation(Algorithm::ES256, issuer, audience),
+            }),
+        })
+    }
+
+    /// Verifies the value of an `authorization` metadata entry:
+    /// `TOKEN_MISSING` without one, `TOKEN_EXPIRED` for a correctly signed
+    /// token past its `exp`, `TOKEN_INVALID` for everything else.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, Error> {
         let header = authorization.ok_or_else(|| unauthenticated(TokenProblem::Missing))?;
         let token = header
@@ -164,24 +289,77 @@ impl Authenticator {
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthenticated(TokenProblem::Invalid))?;
+            .ok_or_else(|| refused("not a bearer token"))?;
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(unauthenticated(TokenProblem::Invalid));
+            return Err(refused("token too long"));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |err| match err.kind() {
-                ErrorKind::ExpiredSignature => unauthenticated(TokenProblem::Expired),
-                _ => unauthenticated(TokenProblem::Invalid),
-            },
-        )?;
-        Ok(Principal::from_claims(data.claims))
+        // The header only chooses among the configured keys; each key (and
+        // each validation) allows exactly one algorithm.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed"))?;
+        let verifier = &*self.inner;
+        match header.alg {
+            Algorithm::HS256 => {
+                let key = verifier
+                    .hmac
+                    .as_ref()
+                    .ok_or_else(|| refused("HS256 without a configured secret"))?;
+                verify(token, key, &verifier.hs256)
+            }
+            alg @ (Algorithm::RS256 | Algorithm::ES256) => {
+                let file = verifier
+                    .key_file
+                    .as_ref()
+                    .ok_or_else(|| refused("RS256/ES256 without a configured key file"))?;
+                let keys = file.current();
+                let key = keys
+                    .select(alg, header.kid.as_deref())
+                    .map_err(|no_key| refused(no_key.describe()))?;
+                let validation = if alg == Algorithm::RS256 {
+                    &verifier.rs256
+                } else {
+                    &verifier.es256
+                };
+                debug_assert_eq!(key.algorithm, alg);
+                verify(token, &key.key, validation)
+            }
+            _ => Err(refused("unsupported algorithm")),
+        }
     }
+}
+
+/// Checks signature and claims of `token` with `key`.
+fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Principal, Error> {
+    let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|err| {
+        let reason = match err.kind() {
+            ErrorKind::ExpiredSignature => {
+                tracing::debug!(reason = "expired", "bearer token refused");
+                return unauthenticated(TokenProblem::Expired);
+            }
+            ErrorKind::InvalidSignature => "bad signature",
+            ErrorKind::ImmatureSignature => "not yet valid (nbf)",
+            ErrorKind::InvalidIssuer => "wrong issuer",
+            ErrorKind::InvalidAudience => "wrong audience",
+            ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+            ErrorKind::InvalidAlgorithm => "algorithm not allowed for the key",
+            _ => "malformed",
+        };
+        refused(reason)
+    })?;
+    Ok(Principal::from_claims(data.claims))
+}
+
+/// `TOKEN_INVALID`, with the (fixed, token-free) reason in the debug log.
+fn refused(reason: &'static str) -> Error {
+    tracing::debug!(reason, "bearer token refused");
+    unauthenticated(TokenProblem::Invalid)
 }
 
 fn unauthenticated(problem: TokenProblem) -> Error {
     let message = match problem {
         TokenProblem::Missing => "missing `authorization: Bearer <token>` metadata",
-        TokenProblem::Invalid => "the bearer token is malformed, unsigned or not signed by a trusted key",
+        TokenProblem::Invalid => {
+            "the bearer token is malformed, unsigned or not signed by a trusted key"
+        }
         TokenProblem::Expired => "the bearer token has expired",
     };
     Error::Unauthenticated {

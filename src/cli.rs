@@ -29,7 +29,9 @@ const DEV_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -98,6 +100,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     }
     let secret = match secret {
         Some(secret) => secret,
+        None if args.jwt_keys.is_some() => Vec::new(),
         None => {
             if !args.listen.ip().is_loopback() {
                 return Err(Error::internal(format!(
@@ -108,7 +111,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
             let secret = dev_key(&key_dir(&args.database.database_url))?;
             let token = auth::mint_hs256(&secret, "dev-admin", None, "admin", DEV_TOKEN_TTL)?;
             tracing::warn!(
-                "development mode: no ROLEKEEPER_HS256_SECRET; using {DEV_KEY_FILE}. \
+                "development mode: no ROLEKEEPER_HS256_SECRET or ROLEKEEPER_JWT_KEYS; using {DEV_KEY_FILE}. \
                  Never run this way in production."
             );
             println!("development admin token (valid 12h):\n{token}");
@@ -130,6 +133,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
     let settings = ServerSettings {
         database_url: args.database.database_url,
         hs256_secret: secret,
+        jwt_keys: args.jwt_keys,
+        jwt_issuer: args.jwt_issuer,
+        jwt_audience: args.jwt_audience,
         workers: args.workers,
         operation_retention: args.operation_retention,
         max_wait: args.max_wait,
@@ -177,14 +183,22 @@ pub fn token(args: TokenArgs) -> Result<(), Error> {
         Some(secret) => secret.into_bytes(),
         None => dev_key(Path::new("."))?,
     };
-    let token = auth::mint_hs256(&secret, &args.sub, args.org.as_deref(), &args.scope, args.ttl)?;
+    let token = auth::mint_hs256(
+        &secret,
+        &args.sub,
+        args.org.as_deref(),
+        &args.scope,
+        args.ttl,
+    )?;
     println!("{token}");
     Ok(())
 }
 
 /// `rolekeeper health`: a gRPC health check, for container probes.
 pub async fn health(args: HealthArgs) -> Result<(), Error> {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let unavailable = |message: String| Error::Unavailable {
         reason: "NOT_SERVING".into(),
         message,
@@ -220,7 +234,10 @@ mod tests {
 
     #[test]
     fn dev_key_sits_beside_the_sqlite_file() {
-        assert_eq!(key_dir("sqlite://data/rk.db?mode=rwc"), PathBuf::from("data"));
+        assert_eq!(
+            key_dir("sqlite://data/rk.db?mode=rwc"),
+            PathBuf::from("data")
+        );
         assert_eq!(key_dir("sqlite://rk.db?mode=rwc"), PathBuf::from("."));
         assert_eq!(key_dir("postgres://x@y/z"), PathBuf::from("."));
     }

@@ -70,7 +70,12 @@ pub struct ServeArgs {
     pub database: DatabaseArgs,
 
     /// Log format; the filter comes from `RUST_LOG` (default `info,sqlx=warn`).
-    #[arg(long, env = "ROLEKEEPER_LOG_FORMAT", value_enum, default_value = "pretty")]
+    #[arg(
+        long,
+        env = "ROLEKEEPER_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
     pub log_format: LogFormat,
 
     /// HS256 secret that signs bearer tokens. Prefer the environment variable
@@ -80,8 +85,25 @@ pub struct ServeArgs {
     pub hs256_secret: Option<String>,
 
     /// File whose contents (trailing newline trimmed) are the HS256 secret.
-    #[arg(long, env = "ROLEKEEPER_HS256_SECRET_FILE", conflicts_with = "hs256_secret")]
+    #[arg(
+        long,
+        env = "ROLEKEEPER_HS256_SECRET_FILE",
+        conflicts_with = "hs256_secret"
+    )]
     pub hs256_secret_file: Option<PathBuf>,
+
+    /// RS256/ES256 public keys: a PEM public key (RSA >= 2048 bits or EC P-256)
+    /// or a JWKS file (keys selected by `kid`); re-read within ~1 s of a change.
+    #[arg(long, env = "ROLEKEEPER_JWT_KEYS")]
+    pub jwt_keys: Option<PathBuf>,
+
+    /// Required `iss` claim of every token.
+    #[arg(long, env = "ROLEKEEPER_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim of every token.
+    #[arg(long, env = "ROLEKEEPER_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
 
     /// Number of operation workers in this process.
     #[arg(long, env = "ROLEKEEPER_WORKERS", default_value_t = 2)]

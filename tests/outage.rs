@@ -169,8 +169,9 @@ async fn database_outage_flips_health_and_fails_fast() {
         .await
         .expect("connect");
     wait_for(&channel, ServingStatus::Serving).await;
-    let token = rolekeeper::auth::mint_hs256(SECRET, "ops", None, "admin", Duration::from_secs(600))
-        .expect("mint");
+    let token =
+        rolekeeper::auth::mint_hs256(SECRET, "ops", None, "admin", Duration::from_secs(600))
+            .expect("mint");
     let mut orgs = OrganizationServiceClient::new(channel.clone());
     let mut create = Request::new(v1::CreateOrganizationRequest {
         organization: Some(v1::Organization {
@@ -186,13 +187,19 @@ async fn database_outage_flips_health_and_fails_fast() {
 
     cluster.pg_ctl_stop();
     wait_for(&channel, ServingStatus::NotServing).await;
-    let during = tokio::time::timeout(Duration::from_secs(15), orgs.get_organization(get_org(&token)))
-        .await
-        .expect("a call during the outage must not hang")
-        .expect_err("the database is down");
+    let during = tokio::time::timeout(
+        Duration::from_secs(15),
+        orgs.get_organization(get_org(&token)),
+    )
+    .await
+    .expect("a call during the outage must not hang")
+    .expect_err("the database is down");
     assert_eq!(during.code(), Code::Unavailable, "{during:?}");
     let details = during.get_error_details();
-    assert!(details.retry_info().is_some(), "UNAVAILABLE carries RetryInfo");
+    assert!(
+        details.retry_info().is_some(),
+        "UNAVAILABLE carries RetryInfo"
+    );
     assert_eq!(
         details.error_info().map(|i| i.reason.as_str()),
         Some("DATABASE_UNAVAILABLE")
@@ -214,7 +221,9 @@ async fn database_outage_flips_health_and_fails_fast() {
         }
     }
     assert_eq!(
-        recovered.expect("service resumed without a restart").organization_id,
+        recovered
+            .expect("service resumed without a restart")
+            .organization_id,
         "o"
     );
     let _ = stop.send(());

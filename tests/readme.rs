@@ -80,7 +80,13 @@ fn readme_walkthrough_runs_against_the_service() {
         "\"WORKSPACE_ROLE_VIEWER\"",
         "\"status\": \"SERVING\"",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
-    assert!(stderr.trim().is_empty(), "grpcurl reported errors:\n{stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "grpcurl reported errors:\n{stderr}"
+    );
 }

@@ -158,7 +158,10 @@ pub fn base_role_in(value: i32) -> Result<Option<BaseRole>> {
         Ok(v1::WorkspaceRole::Owner) => Ok(Some(BaseRole::Owner)),
         Ok(v1::WorkspaceRole::Editor) => Ok(Some(BaseRole::Editor)),
         Ok(v1::WorkspaceRole::Viewer) => Ok(Some(BaseRole::Viewer)),
-        Err(_) => Err(Error::invalid("role", format!("unknown workspace role {value}"))),
+        Err(_) => Err(Error::invalid(
+            "role",
+            format!("unknown workspace role {value}"),
+        )),
     }
 }
 

@@ -68,7 +68,12 @@ impl server::WorkspaceMembershipService for Api {
                 let page = PageRequest::parse(
                     m.page_size,
                     &m.page_token,
-                    &["memberships", &m.organization_id, &m.workspace_id, &m.user_id],
+                    &[
+                        "memberships",
+                        &m.organization_id,
+                        &m.workspace_id,
+                        &m.user_id,
+                    ],
                 )?;
                 let user = non_empty(&m.user_id);
                 let page = self

@@ -53,7 +53,8 @@ impl server::Operations for Api {
                 }
                 let visible = ctx.principal.visible_organization().map(str::to_owned);
                 let params = format!("{visible:?}|{parsed:?}");
-                let page = PageRequest::parse(m.page_size, &m.page_token, &["operations", &params])?;
+                let page =
+                    PageRequest::parse(m.page_size, &m.page_token, &["operations", &params])?;
                 let list_filter = ListFilter {
                     organization_id: visible,
                     done: parsed.done,

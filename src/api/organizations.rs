@@ -52,7 +52,11 @@ impl server::OrganizationService for Api {
         ctx.respond(
             async {
                 ctx.principal.authorize(Scope::Read, &m.organization_id)?;
-                let o = self.queue.service().get_organization(&m.organization_id).await?;
+                let o = self
+                    .queue
+                    .service()
+                    .get_organization(&m.organization_id)
+                    .await?;
                 Ok(convert::organization(o))
             }
             .await,
@@ -166,7 +170,8 @@ impl server::OrganizationService for Api {
         ctx.respond(
             async {
                 ctx.principal.authorize(Scope::Write, &m.organization_id)?;
-                let workspace = convert::workspace_in(m.workspace.ok_or_else(|| missing("workspace"))?);
+                let workspace =
+                    convert::workspace_in(m.workspace.ok_or_else(|| missing("workspace"))?);
                 let created = self
                     .queue
                     .service()

@@ -126,7 +126,8 @@ impl server::RoleService for Api {
                 let role = m
                     .role
                     .ok_or_else(|| Error::invalid("role", "is required"))?;
-                ctx.principal.authorize(Scope::Write, &role.organization_id)?;
+                ctx.principal
+                    .authorize(Scope::Write, &role.organization_id)?;
                 let draft = convert::role_in(role)?;
                 let paths = m.update_mask.map(|mask| mask.paths).unwrap_or_default();
                 let updated = self.queue.service().update_role(draft, &paths).await?;

@@ -93,7 +93,11 @@ async fn main_async(options: options::Options) -> Result<()> {
         eprintln!(
             "rolekeeper-bench: the server log was {}{}",
             env.dir().join(process::LOG_FILE).display(),
-            if settings.keep_temp { "" } else { " (removed; keep it with --keep-temp)" }
+            if settings.keep_temp {
+                ""
+            } else {
+                " (removed; keep it with --keep-temp)"
+            }
         );
     }
     env.cleanup(settings.keep_temp).await;
@@ -109,7 +113,8 @@ async fn run(
     let server_url = env.fresh_database("server").await?;
     let mut server = process::ServerProcess::spawn(server_bin, &server_url, env.dir(), settings)?;
     server.wait_ready().await?;
-    let clients = clients::Clients::connect(server.addr(), settings.channels, server.token()).await?;
+    let clients =
+        clients::Clients::connect(server.addr(), settings.channels, server.token()).await?;
     eprintln!(
         "rolekeeper-bench: server pid {} on {} ({}), seeding {}",
         server.pid(),

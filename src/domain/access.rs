@@ -50,13 +50,23 @@ impl Service {
     }
 
     /// A page of the users holding an organization role.
-    pub async fn list_role_members(&self, o: &str, r: &str, page: PageRequest) -> Result<Page<String>> {
+    pub async fn list_role_members(
+        &self,
+        o: &str,
+        r: &str,
+        page: PageRequest,
+    ) -> Result<Page<String>> {
         validate::ids(&[("organization_id", o), ("role_id", r)])?;
         let reader = self.store().reader();
         require_organization_role(reader, o, r).await?;
-        let rows =
-            store::roles::list_role_members(reader, o, r, page.after.as_deref(), page.fetch_limit())
-                .await?;
+        let rows = store::roles::list_role_members(
+            reader,
+            o,
+            r,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await?;
         Ok(page.page(rows, String::clone))
     }
 
@@ -130,7 +140,10 @@ mod tests {
 
     #[test]
     fn grants_list_every_granting_role() {
-        let roles = [role("z", &[("docs.read", true)]), role("a", &[("docs.read", true)])];
+        let roles = [
+            role("z", &[("docs.read", true)]),
+            role("a", &[("docs.read", true)]),
+        ];
         let result = evaluate(&roles, "docs.read");
         assert_eq!(result.decision, Decision::Granted);
         assert_eq!(result.matched_role_ids, ["a", "z"]);

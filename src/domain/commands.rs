@@ -227,7 +227,10 @@ impl Command {
 
 fn check_user_refs(check: &mut Checker, users: &[UserRef]) {
     if users.is_empty() || users.len() > MAX_USERS {
-        check.fail("users", format!("must hold between 1 and {MAX_USERS} users"));
+        check.fail(
+            "users",
+            format!("must hold between 1 and {MAX_USERS} users"),
+        );
         return;
     }
     let mut seen = HashSet::with_capacity(users.len());
@@ -315,15 +318,21 @@ async fn require_roles(
     scope: RoleScope,
 ) -> Result<()> {
     let roles = db::get_roles(conn, o, role_ids).await?;
-    let scopes: HashMap<&str, RoleScope> =
-        roles.iter().map(|r| (r.role_id.as_str(), r.scope)).collect();
+    let scopes: HashMap<&str, RoleScope> = roles
+        .iter()
+        .map(|r| (r.role_id.as_str(), r.scope))
+        .collect();
     let mut check = Checker::new();
     for (i, id) in role_ids.iter().enumerate() {
         match scopes.get(id.as_str()) {
             None => return Err(Error::not_found(types::ROLE, names::role(o, id))),
             Some(s) if *s != scope => check.fail(
                 format!("role_ids[{i}]"),
-                format!("role `{id}` has {} scope, not {}", s.as_str(), scope.as_str()),
+                format!(
+                    "role `{id}` has {} scope, not {}",
+                    s.as_str(),
+                    scope.as_str()
+                ),
             ),
             Some(_) => {}
         }
@@ -332,7 +341,11 @@ async fn require_roles(
 }
 
 /// The organization-scope role of Add/Remove/ListRoleMembers.
-pub async fn require_organization_role(conn: &impl ConnectionTrait, o: &str, r: &str) -> Result<()> {
+pub async fn require_organization_role(
+    conn: &impl ConnectionTrait,
+    o: &str,
+    r: &str,
+) -> Result<()> {
     let role = require_role(conn, o, r).await?;
     if role.scope != RoleScope::Organization {
         return Err(Error::invalid(
@@ -441,7 +454,9 @@ impl Service {
                     ms::delete_membership_roles(conn, m, role_ids).await?;
                 }
                 ms::touch(conn, m, now).await?;
-                Ok(Outcome::Membership(require_membership(conn, o, w, m).await?))
+                Ok(Outcome::Membership(
+                    require_membership(conn, o, w, m).await?,
+                ))
             }
         }
     }

@@ -79,19 +79,18 @@ impl Service {
             ..org
         };
         let tx = self.store().write().await?;
-        db::insert_organization(&*tx, &org)
-            .await
-            .map_err(|err| match store::is_unique_violation(&err) {
+        db::insert_organization(&*tx, &org).await.map_err(
+            |err| match store::is_unique_violation(&err) {
                 true => Error::already_exists(
                     "ORGANIZATION_EXISTS",
                     types::ORGANIZATION,
                     names::organization(&org.organization_id),
                 ),
                 false => err.into(),
-            })?;
+            },
+        )?;
         for base in BaseRole::ALL {
-            store::roles::insert_role(&*tx, &seeded_role(&org.organization_id, base, now))
-                .await?;
+            store::roles::insert_role(&*tx, &seeded_role(&org.organization_id, base, now)).await?;
         }
         tx.commit().await?;
         Ok(org)
@@ -160,16 +159,14 @@ impl Service {
                 ));
             }
         }
-        db::insert_user(&*tx, &user)
-            .await
-            .map_err(|err| match store::is_unique_violation(&err) {
-                true => Error::already_exists(
-                    "USER_EXISTS",
-                    types::USER,
-                    names::user(o, &user.user_id),
-                ),
+        db::insert_user(&*tx, &user).await.map_err(|err| {
+            match store::is_unique_violation(&err) {
+                true => {
+                    Error::already_exists("USER_EXISTS", types::USER, names::user(o, &user.user_id))
+                }
                 false => err.into(),
-            })?;
+            }
+        })?;
         tx.commit().await?;
         Ok(user)
     }
@@ -213,16 +210,16 @@ impl Service {
         };
         let tx = self.store().write().await?;
         require_organization(&*tx, o).await?;
-        db::insert_workspace(&*tx, &workspace)
-            .await
-            .map_err(|err| match store::is_unique_violation(&err) {
+        db::insert_workspace(&*tx, &workspace).await.map_err(
+            |err| match store::is_unique_violation(&err) {
                 true => Error::already_exists(
                     "WORKSPACE_EXISTS",
                     types::WORKSPACE,
                     names::workspace(o, &workspace.workspace_id),
                 ),
                 false => err.into(),
-            })?;
+            },
+        )?;
         tx.commit().await?;
         Ok(workspace)
     }

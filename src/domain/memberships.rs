@@ -27,7 +27,10 @@ pub async fn require_membership(
         return Ok(membership);
     }
     require_workspace(conn, o, w).await?;
-    Err(Error::not_found(types::MEMBERSHIP, names::membership(o, w, m)))
+    Err(Error::not_found(
+        types::MEMBERSHIP,
+        names::membership(o, w, m),
+    ))
 }
 
 fn require_base_role(role: Option<BaseRole>) -> Result<BaseRole> {
@@ -82,7 +85,11 @@ impl Service {
 
     /// One membership.
     pub async fn get_membership(&self, o: &str, w: &str, m: &str) -> Result<Membership> {
-        validate::ids(&[("organization_id", o), ("workspace_id", w), ("membership_id", m)])?;
+        validate::ids(&[
+            ("organization_id", o),
+            ("workspace_id", w),
+            ("membership_id", m),
+        ])?;
         require_membership(self.store().reader(), o, w, m).await
     }
 
@@ -120,7 +127,11 @@ impl Service {
         m: &str,
         role: Option<BaseRole>,
     ) -> Result<Membership> {
-        validate::ids(&[("organization_id", o), ("workspace_id", w), ("membership_id", m)])?;
+        validate::ids(&[
+            ("organization_id", o),
+            ("workspace_id", w),
+            ("membership_id", m),
+        ])?;
         let base_role = require_base_role(role)?;
         let tx = self.store().write().await?;
         require_membership(&*tx, o, w, m).await?;
@@ -133,7 +144,11 @@ impl Service {
 
     /// Removes a membership.
     pub async fn delete_membership(&self, o: &str, w: &str, m: &str) -> Result<()> {
-        validate::ids(&[("organization_id", o), ("workspace_id", w), ("membership_id", m)])?;
+        validate::ids(&[
+            ("organization_id", o),
+            ("workspace_id", w),
+            ("membership_id", m),
+        ])?;
         let tx = self.store().write().await?;
         require_membership(&*tx, o, w, m).await?;
         db::delete_membership(&*tx, o, w, m).await?;

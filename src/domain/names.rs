@@ -57,7 +57,10 @@ pub fn organization_of(name: &str) -> Option<&str> {
 mod tests {
     #[test]
     fn organization_of_names() {
-        assert_eq!(super::organization_of("organizations/o1/users/u"), Some("o1"));
+        assert_eq!(
+            super::organization_of("organizations/o1/users/u"),
+            Some("o1")
+        );
         assert_eq!(super::organization_of("organizations/o1"), Some("o1"));
         assert_eq!(super::organization_of("organizations/"), None);
         assert_eq!(super::organization_of("operations/x"), None);

@@ -164,12 +164,14 @@ impl Service {
         };
         let tx = self.store().write().await?;
         require_organization(&*tx, o).await?;
-        db::insert_role(&*tx, &role)
-            .await
-            .map_err(|err| match store::is_unique_violation(&err) {
-                true => Error::already_exists("ROLE_EXISTS", types::ROLE, names::role(o, &role.role_id)),
+        db::insert_role(&*tx, &role).await.map_err(|err| {
+            match store::is_unique_violation(&err) {
+                true => {
+                    Error::already_exists("ROLE_EXISTS", types::ROLE, names::role(o, &role.role_id))
+                }
                 false => err.into(),
-            })?;
+            }
+        })?;
         tx.commit().await?;
         Ok(role)
     }

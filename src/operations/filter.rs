@@ -77,8 +77,10 @@ mod tests {
 
     #[test]
     fn parses_every_term() {
-        let f = parse(r#"done=false AND target="organizations/o1/users/u1" AND verb="AssignUserRoles""#)
-            .expect("valid");
+        let f = parse(
+            r#"done=false AND target="organizations/o1/users/u1" AND verb="AssignUserRoles""#,
+        )
+        .expect("valid");
         assert_eq!(f.done, Some(false));
         assert_eq!(f.target.as_deref(), Some("organizations/o1/users/u1"));
         assert_eq!(f.verb.as_deref(), Some("AssignUserRoles"));

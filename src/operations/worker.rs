@@ -124,8 +124,7 @@ pub fn spawn_retention(
     let period = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(300));
     tokio::spawn(async move {
         loop {
-            let cutoff =
-                now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+            let cutoff = now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
             match queue.store().write().await {
                 Ok(tx) => match db::delete_finished_before(&*tx, cutoff).await {
                     Ok(removed) => {
@@ -180,15 +179,26 @@ impl Queue {
 
         let started = std::time::Instant::now();
         let finished = match serde_json::from_str::<Command>(&row.command) {
-            Ok(command) => self.apply(&row.id, worker, &command, row.requested_items).await?,
+            Ok(command) => {
+                self.apply(&row.id, worker, &command, row.requested_items)
+                    .await?
+            }
             Err(err) => Finished::Failed(Error::internal(format!("unreadable command: {err}"))),
         };
         if let Finished::Failed(err) = &finished {
             // The changes were rolled back; record the failure on its own.
             let tx = self.store().write().await?;
             let result = serde_json::to_string(&Err::<Outcome, _>(err)).map_err(Error::internal)?;
-            let recorded =
-                db::finish(&*tx, &row.id, worker, state::FAILED, result, 0, now_micros()).await?;
+            let recorded = db::finish(
+                &*tx,
+                &row.id,
+                worker,
+                state::FAILED,
+                result,
+                0,
+                now_micros(),
+            )
+            .await?;
             if !recorded {
                 self.cancel_claimed(&tx, &row.id).await?;
             }
@@ -198,7 +208,12 @@ impl Queue {
         let outcome = finished.label();
         metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
-        tracing::debug!(operation = row.id, verb = row.verb, outcome, "operation finished");
+        tracing::debug!(
+            operation = row.id,
+            verb = row.verb,
+            outcome,
+            "operation finished"
+        );
         self.announce(&row.id);
         Ok(true)
     }

@@ -108,10 +108,12 @@ pub async fn get_user(
     organization_id: &str,
     user_id: &str,
 ) -> Result<Option<User>, DbErr> {
-    Ok(user::Entity::find_by_id((organization_id.to_owned(), user_id.to_owned()))
-        .one(db)
-        .await?
-        .map(Into::into))
+    Ok(
+        user::Entity::find_by_id((organization_id.to_owned(), user_id.to_owned()))
+            .one(db)
+            .await?
+            .map(Into::into),
+    )
 }
 
 /// Users of an organization with ids after `after`, ordered by id.

@@ -189,7 +189,11 @@ impl MigrationTrait for Initial {
                     .col(ColumnDef::new(Users::Auth0Id).string_len(256))
                     .col(text(Users::DisplayName))
                     .col(micros(Users::CreateTime))
-                    .primary_key(Index::create().col(Users::OrganizationId).col(Users::UserId))
+                    .primary_key(
+                        Index::create()
+                            .col(Users::OrganizationId)
+                            .col(Users::UserId),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Users::Table, Users::OrganizationId)
@@ -248,7 +252,11 @@ impl MigrationTrait for Initial {
                     .col(micros(Roles::Revision))
                     .col(micros(Roles::CreateTime))
                     .col(micros(Roles::UpdateTime))
-                    .primary_key(Index::create().col(Roles::OrganizationId).col(Roles::RoleId))
+                    .primary_key(
+                        Index::create()
+                            .col(Roles::OrganizationId)
+                            .col(Roles::RoleId),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(Roles::Table, Roles::OrganizationId)
@@ -304,13 +312,19 @@ impl MigrationTrait for Initial {
                     )
                     .foreign_key(
                         ForeignKey::create()
-                            .from(UserRoles::Table, (UserRoles::OrganizationId, UserRoles::UserId))
+                            .from(
+                                UserRoles::Table,
+                                (UserRoles::OrganizationId, UserRoles::UserId),
+                            )
                             .to(Users::Table, (Users::OrganizationId, Users::UserId))
                             .on_delete(ForeignKeyAction::Cascade),
                     )
                     .foreign_key(
                         ForeignKey::create()
-                            .from(UserRoles::Table, (UserRoles::OrganizationId, UserRoles::RoleId))
+                            .from(
+                                UserRoles::Table,
+                                (UserRoles::OrganizationId, UserRoles::RoleId),
+                            )
                             .to(Roles::Table, (Roles::OrganizationId, Roles::RoleId))
                             .on_delete(ForeignKeyAction::Cascade),
                     )
@@ -321,7 +335,11 @@ impl MigrationTrait for Initial {
             .create_index(index(
                 "user_roles_by_role",
                 UserRoles::Table,
-                vec![UserRoles::OrganizationId, UserRoles::RoleId, UserRoles::UserId],
+                vec![
+                    UserRoles::OrganizationId,
+                    UserRoles::RoleId,
+                    UserRoles::UserId,
+                ],
             ))
             .await?;
 
@@ -430,7 +448,12 @@ impl MigrationTrait for Initial {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(Operations::Id).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Operations::Id)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(id(Operations::OrganizationId))
                     .col(text(Operations::Target))
                     .col(ColumnDef::new(Operations::Verb).string_len(64).not_null())
@@ -440,7 +463,11 @@ impl MigrationTrait for Initial {
                     .col(text(Operations::Command))
                     .col(ColumnDef::new(Operations::State).string_len(16).not_null())
                     .col(ColumnDef::new(Operations::Done).boolean().not_null())
-                    .col(ColumnDef::new(Operations::CancelRequested).boolean().not_null())
+                    .col(
+                        ColumnDef::new(Operations::CancelRequested)
+                            .boolean()
+                            .not_null(),
+                    )
                     .col(micros(Operations::RequestedItems))
                     .col(micros(Operations::ProcessedItems))
                     .col(ColumnDef::new(Operations::Result).text())
@@ -460,15 +487,26 @@ impl MigrationTrait for Initial {
             ))
             .await?;
         for (name, cols) in [
-            ("operations_by_target", vec![Operations::Target, Operations::Seq]),
-            ("operations_by_state", vec![Operations::State, Operations::Seq]),
+            (
+                "operations_by_target",
+                vec![Operations::Target, Operations::Seq],
+            ),
+            (
+                "operations_by_state",
+                vec![Operations::State, Operations::Seq],
+            ),
             (
                 "operations_by_organization",
                 vec![Operations::OrganizationId, Operations::Seq],
             ),
-            ("operations_by_end", vec![Operations::Done, Operations::EndTime]),
+            (
+                "operations_by_end",
+                vec![Operations::Done, Operations::EndTime],
+            ),
         ] {
-            manager.create_index(index(name, Operations::Table, cols)).await?;
+            manager
+                .create_index(index(name, Operations::Table, cols))
+                .await?;
         }
         Ok(())
     }

@@ -48,15 +48,15 @@ impl Store {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
-        let db = Database::connect(options).await.map_err(|err| {
-            Error::Unavailable {
+        let db = Database::connect(options)
+            .await
+            .map_err(|err| Error::Unavailable {
                 reason: "DATABASE_UNAVAILABLE".into(),
                 message: format!("cannot connect to the database: {err}"),
                 retry_after: Duration::from_secs(1),
-            }
-        })?;
-        let write_gate = (db.get_database_backend() == DbBackend::Sqlite)
-            .then(|| Arc::new(Mutex::new(())));
+            })?;
+        let write_gate =
+            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Self { db, write_gate })
     }
 
@@ -96,11 +96,17 @@ impl Store {
         match self.backend() {
             DbBackend::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
-                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
             }
             _ => {
                 let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
             }
         }
     }
@@ -118,11 +124,15 @@ impl Store {
             message: format!("cannot listen for notifications: {err}"),
             retry_after: Duration::from_secs(1),
         };
-        let mut listener =
-            sea_orm::sqlx::postgres::PgListener::connect_with(self.db.get_postgres_connection_pool())
-                .await
-                .map_err(unavailable)?;
-        listener.listen_all(channels.iter().copied()).await.map_err(unavailable)?;
+        let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(
+            self.db.get_postgres_connection_pool(),
+        )
+        .await
+        .map_err(unavailable)?;
+        listener
+            .listen_all(channels.iter().copied())
+            .await
+            .map_err(unavailable)?;
         Ok(Some(listener))
     }
 
@@ -169,7 +179,10 @@ pub fn classify_db_error(err: DbErr) -> Error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
             use sea_orm::sqlx::Error as E;
-            matches!(e, E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed)
+            matches!(
+                e,
+                E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed
+            )
         }
         _ => false,
     };

@@ -6,7 +6,8 @@ use super::{backend_of, entities::operation, statement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QueryOrder, QuerySelect,
+    sea_query::Expr,
 };
 
 pub use operation::Model as OperationRow;
@@ -201,10 +202,19 @@ pub async fn finish(
         .col_expr(operation::Column::State, Expr::value(final_state))
         .col_expr(operation::Column::Done, Expr::value(true))
         .col_expr(operation::Column::Result, Expr::value(result))
-        .col_expr(operation::Column::ProcessedItems, Expr::value(processed_items))
+        .col_expr(
+            operation::Column::ProcessedItems,
+            Expr::value(processed_items),
+        )
         .col_expr(operation::Column::EndTime, Expr::value(now))
-        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .col_expr(
+            operation::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            operation::Column::LeaseExpires,
+            Expr::value(Option::<i64>::None),
+        )
         .filter(operation::Column::Id.eq(id))
         .filter(operation::Column::State.eq(state::RUNNING))
         .filter(operation::Column::LeaseOwner.eq(worker))
@@ -234,8 +244,14 @@ pub async fn cancel(
         .col_expr(operation::Column::CancelRequested, Expr::value(true))
         .col_expr(operation::Column::Result, Expr::value(result))
         .col_expr(operation::Column::EndTime, Expr::value(now))
-        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .col_expr(
+            operation::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            operation::Column::LeaseExpires,
+            Expr::value(Option::<i64>::None),
+        )
         .filter(operation::Column::Id.eq(id))
         .filter(operation::Column::State.is_in(allowed))
         .exec(db)
@@ -284,8 +300,14 @@ pub async fn release_orphaned_claims(store: &super::Store) -> Result<u64, crate:
     let tx = store.write().await?;
     let res = operation::Entity::update_many()
         .col_expr(operation::Column::State, Expr::value(state::PENDING))
-        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .col_expr(
+            operation::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            operation::Column::LeaseExpires,
+            Expr::value(Option::<i64>::None),
+        )
         .filter(operation::Column::State.eq(state::RUNNING))
         .exec(&*tx)
         .await?;

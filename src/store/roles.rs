@@ -230,12 +230,14 @@ pub async fn insert_user_roles(
     now: i64,
 ) -> Result<(), DbErr> {
     for chunk in pairs.chunks(CHUNK) {
-        let rows = chunk.iter().map(|(user_id, role_id)| user_role::ActiveModel {
-            organization_id: Set(organization_id.to_owned()),
-            user_id: Set(user_id.clone()),
-            role_id: Set(role_id.clone()),
-            create_time: Set(now),
-        });
+        let rows = chunk
+            .iter()
+            .map(|(user_id, role_id)| user_role::ActiveModel {
+                organization_id: Set(organization_id.to_owned()),
+                user_id: Set(user_id.clone()),
+                role_id: Set(role_id.clone()),
+                create_time: Set(now),
+            });
         user_role::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([

@@ -179,6 +179,9 @@ async fn launch(database_url: &str, workers: usize) -> Running {
     let settings = rolekeeper::ServerSettings {
         database_url: database_url.to_owned(),
         hs256_secret: SECRET.to_vec(),
+        jwt_keys: None,
+        jwt_issuer: None,
+        jwt_audience: None,
         workers,
         operation_retention: Duration::from_secs(7 * 86_400),
         max_wait: MAX_WAIT,

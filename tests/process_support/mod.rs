@@ -37,7 +37,11 @@ impl Server {
     /// Starts `rolekeeper serve` in `dir` with `args` and `envs` and waits
     /// (at most 60 s) until its port accepts connections.
     pub fn start(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let addr = free_addr();
+        Self::start_at(free_addr(), dir, args, envs)
+    }
+
+    /// Like [`Server::start`], on a given address (to restart in place).
+    pub fn start_at(addr: SocketAddr, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let listen = addr.to_string();
         let mut command = Command::new(binary());
         command
@@ -112,7 +116,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("poll child") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "rolekeeper did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "rolekeeper did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -161,4 +168,34 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default()
+}
+
+/// The database a process test should use for `backend`: a SQLite file in
+/// `dir`, or a fresh PostgreSQL database created through
+/// `ROLEKEEPER_TEST_POSTGRES_URL`. `None` means skip (no PostgreSQL
+/// configured); with `REQUIRE_POSTGRES=1` that is a failure instead.
+pub async fn database_url(postgres: bool, dir: &Path) -> Option<String> {
+    if !postgres {
+        return Some(format!("sqlite://{}?mode=rwc", dir.join("rk.db").display()));
+    }
+    let Ok(admin_url) = std::env::var("ROLEKEEPER_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "REQUIRE_POSTGRES=1 but ROLEKEEPER_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("skipped: ROLEKEEPER_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    use sea_orm::{ConnectionTrait, Database};
+    let name = format!("rk_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    let _ = admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').expect("URL has a database path");
+    Some(format!("{base}/{name}"))
 }

@@ -94,8 +94,7 @@ impl Clients {
 
     /// `google.longrunning.Operations`.
     pub fn ops(&self, client: usize) -> OperationsClient<Authed> {
-        OperationsClient::new(self.authed(client))
-            .max_decoding_message_size(64 * 1024 * 1024)
+        OperationsClient::new(self.authed(client)).max_decoding_message_size(64 * 1024 * 1024)
     }
 }
 

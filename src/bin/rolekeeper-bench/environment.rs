@@ -42,8 +42,7 @@ impl Environment {
             "rolekeeper-bench-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         Ok(Self {
             dir,
             postgres_url: postgres_url.map(str::to_owned),

@@ -99,7 +99,14 @@ where
     for client in 0..shape.clients {
         let request = Arc::clone(&request);
         tasks.spawn(async move {
-            client_loop(client, per_client, window_start, window_end, request.as_ref()).await
+            client_loop(
+                client,
+                per_client,
+                window_start,
+                window_end,
+                request.as_ref(),
+            )
+            .await
         });
     }
     let mut total = Tally::default();

@@ -153,13 +153,13 @@ const MAX_BULK_USERS: usize = 10_000;
 impl Options {
     /// Checks the flags and fills in the defaults (`--quick` or full size).
     pub fn settings(&self) -> Result<Settings> {
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return fail(
-                    "--database-url takes a postgres:// URL; without it the benchmark uses a \
-                     temporary SQLite file",
-                );
-            }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return fail(
+                "--database-url takes a postgres:// URL; without it the benchmark uses a \
+                 temporary SQLite file",
+            );
         }
         let pick = |given: Option<usize>, full: usize, quick: usize| {
             given.unwrap_or(if self.quick { quick } else { full })
@@ -222,20 +222,25 @@ impl Options {
 /// when the server binary predates this one.
 fn warn_if_stale(server: &Path, own: &Path) {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(server_time), Some(own_time)) = (modified(server), modified(own)) {
-        if server_time + Duration::from_secs(60) < own_time {
-            eprintln!(
-                "rolekeeper-bench: warning: {} is older than this benchmark; \
-                 `cargo build --release --bins` rebuilds it",
-                server.display()
-            );
-        }
+    if let (Some(server_time), Some(own_time)) = (modified(server), modified(own))
+        && server_time + Duration::from_secs(60) < own_time
+    {
+        eprintln!(
+            "rolekeeper-bench: warning: {} is older than this benchmark; \
+             `cargo build --release --bins` rebuilds it",
+            server.display()
+        );
     }
 }
 
 fn check_seed(seed: &SeedPlan) -> Result<()> {
     check_range("--orgs", seed.orgs, 1, 10_000)?;
-    check_range("--users (per organization)", seed.users_per_org, 1, MAX_SIZE)?;
+    check_range(
+        "--users (per organization)",
+        seed.users_per_org,
+        1,
+        MAX_SIZE,
+    )?;
     check_range("--users (in all)", seed.users(), 1, MAX_SIZE)?;
     check_range("--roles", seed.roles, 1, 1000)?;
     check_range("--permissions", seed.permissions, 1, 1000)?;
@@ -247,6 +252,8 @@ fn check_range(flag: &str, value: usize, min: usize, max: usize) -> Result<()> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        fail(format!("{flag} must be between {min} and {max}, not {value}"))
+        fail(format!(
+            "{flag} must be between {min} and {max}, not {value}"
+        ))
     }
 }

@@ -80,8 +80,11 @@ pub async fn run_all(
     load_memory.sample(server)?;
     let get_role = phase("GetRole", closed_loop(shape, get_role(clients, plan))).await?;
     load_memory.sample(server)?;
-    let list_user_roles =
-        phase("ListUserRoles", closed_loop(shape, list_user_roles(clients, plan))).await?;
+    let list_user_roles = phase(
+        "ListUserRoles",
+        closed_loop(shape, list_user_roles(clients, plan)),
+    )
+    .await?;
     load_memory.sample(server)?;
     let check_permission = phase(
         "CheckPermission",
@@ -130,6 +133,9 @@ async fn phase(name: &str, work: impl Future<Output = Result<Stats>>) -> Result<
         "rolekeeper-bench: {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
         stats.rps, stats.p50_ms, stats.p99_ms, stats.errors
     );
+    if let Some(error) = &stats.first_error {
+        eprintln!("rolekeeper-bench: {name}: first error: {error}");
+    }
     Ok(stats)
 }
 

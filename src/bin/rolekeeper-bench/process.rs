@@ -112,10 +112,10 @@ impl ServerProcess {
             let request = HealthCheckRequest {
                 service: String::new(),
             };
-            if let Ok(reply) = HealthClient::new(channel.clone()).check(request).await {
-                if reply.into_inner().status == ServingStatus::Serving as i32 {
-                    return Ok(());
-                }
+            if let Ok(reply) = HealthClient::new(channel.clone()).check(request).await
+                && reply.into_inner().status == ServingStatus::Serving as i32
+            {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -112,14 +112,18 @@ pub async fn seed(clients: &Clients, settings: &Settings) -> Result<Seeded> {
     let plan = settings.seed;
     let workers = settings.clients;
     let started = Instant::now();
-    let mut seeded = Seeded::default();
-    seeded.orgs_seconds = timed("organizations", seed_orgs(clients, &plan, workers)).await?;
-    seeded.roles_seconds = timed("roles", seed_roles(clients, &plan, workers)).await?;
-    seeded.users_seconds = timed("users", seed_users(clients, &plan, workers)).await?;
-    seeded.assignments_seconds =
+    let orgs_seconds = timed("organizations", seed_orgs(clients, &plan, workers)).await?;
+    let roles_seconds = timed("roles", seed_roles(clients, &plan, workers)).await?;
+    let users_seconds = timed("users", seed_users(clients, &plan, workers)).await?;
+    let assignments_seconds =
         timed("assignments", seed_assignments(clients, &plan, workers)).await?;
-    seeded.total_seconds = started.elapsed().as_secs_f64();
-    Ok(seeded)
+    Ok(Seeded {
+        orgs_seconds,
+        roles_seconds,
+        users_seconds,
+        assignments_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Runs a step and logs its duration.
@@ -165,7 +169,11 @@ async fn seed_roles(clients: &Clients, plan: &SeedPlan, workers: usize) -> Resul
     for_each(regular + 1, workers, move |i| {
         let mut stub = c.roles(i);
         let (org, r, id) = if i < regular {
-            (org_id(i / plan.roles), i % plan.roles, role_id(i % plan.roles))
+            (
+                org_id(i / plan.roles),
+                i % plan.roles,
+                role_id(i % plan.roles),
+            )
         } else {
             (BULK_ORG.to_owned(), 0, BULK_ROLE.to_owned())
         };
@@ -197,7 +205,10 @@ async fn seed_users(clients: &Clients, plan: &SeedPlan, workers: usize) -> Resul
     for_each(regular + plan.bulk_users, workers, move |i| {
         let mut stub = c.orgs(i);
         let (org, id) = if i < regular {
-            (org_id(i / plan.users_per_org), user_id(i % plan.users_per_org))
+            (
+                org_id(i / plan.users_per_org),
+                user_id(i % plan.users_per_org),
+            )
         } else {
             (BULK_ORG.to_owned(), bulk_user_id(i - regular))
         };
