@@ -139,6 +139,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         workers: args.workers,
         operation_retention: args.operation_retention,
         max_wait: args.max_wait,
+        operation_lease: args.operation_lease,
         drain_timeout: args.drain_timeout,
     };
     run(settings, listener, shutdown_signal()).await

@@ -117,6 +117,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLEKEEPER_MAX_WAIT", default_value = "60s", value_parser = parse_duration)]
     pub max_wait: Duration,
 
+    /// How long a worker's claim on an operation lasts; a replica that dies
+    /// mid-operation frees it after this.
+    #[arg(long, env = "ROLEKEEPER_OPERATION_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub operation_lease: Duration,
+
     /// On SIGTERM/SIGINT, how long in-flight calls may take to finish.
     #[arg(long, env = "ROLEKEEPER_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,

@@ -122,6 +122,23 @@ pub enum Error {
     Internal(String),
 }
 
+/// Longest message sent to a caller, in characters.
+const MAX_MESSAGE: usize = 512;
+/// Most field violations sent in one `BadRequest`.
+const MAX_VIOLATIONS: usize = 10;
+/// Longest field path, description, metadata value or resource name sent.
+const MAX_DETAIL: usize = 200;
+
+/// `text` cut to `max` characters (marked with `…`). Errors echo caller
+/// input; unbounded, a long value would push the status past the peer's
+/// header-size limit and the caller would see a protocol error instead.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 fn describe_violations(violations: &[Violation]) -> String {
     violations
         .iter()
@@ -223,18 +240,26 @@ impl Error {
         let mut metadata = std::collections::HashMap::new();
         match &self {
             Self::InvalidArgument(violations) => {
-                details.set_bad_request(
-                    violations
-                        .iter()
-                        .map(|v| FieldViolation::new(&v.field, &v.description))
-                        .collect::<Vec<_>>(),
-                );
+                let mut shown: Vec<FieldViolation> = violations
+                    .iter()
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| {
+                        FieldViolation::new(clip(&v.field, MAX_DETAIL), clip(&v.description, MAX_DETAIL))
+                    })
+                    .collect();
+                if violations.len() > MAX_VIOLATIONS {
+                    shown.push(FieldViolation::new(
+                        "",
+                        format!("and {} more violations", violations.len() - MAX_VIOLATIONS),
+                    ));
+                }
+                details.set_bad_request(shown);
             }
             Self::ScopeMissing { required_scope } => {
                 metadata.insert("required_scope".to_owned(), required_scope.clone());
             }
             Self::OrganizationForbidden { organization_id } => {
-                metadata.insert("organization_id".to_owned(), organization_id.clone());
+                metadata.insert("organization_id".to_owned(), clip(organization_id, MAX_DETAIL));
             }
             Self::NotFound {
                 resource_type,
@@ -245,14 +270,18 @@ impl Error {
                 resource_name,
                 ..
             } => {
-                details.set_resource_info(resource_type, resource_name, "", "");
+                details.set_resource_info(resource_type, clip(resource_name, MAX_DETAIL), "", "");
             }
             Self::FailedPrecondition {
                 reason,
                 subject,
                 description,
             } => {
-                details.add_precondition_failure_violation(reason, subject, description);
+                details.add_precondition_failure_violation(
+                    reason,
+                    clip(subject, MAX_DETAIL),
+                    clip(description, MAX_DETAIL),
+                );
             }
             Self::Unavailable { retry_after, .. } => {
                 details.set_retry_info(Some(*retry_after));
@@ -267,13 +296,40 @@ impl Error {
         }
         details.set_error_info(self.reason(), ERROR_DOMAIN, metadata);
         details.set_request_info(request_id, "");
-        tonic::Status::with_error_details(self.code(), self.public_message(), details)
+        tonic::Status::with_error_details(
+            self.code(),
+            clip(&self.public_message(), MAX_MESSAGE),
+            details,
+        )
     }
 }
 
 impl From<sea_orm::DbErr> for Error {
     fn from(err: sea_orm::DbErr) -> Self {
         crate::store::classify_db_error(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_input_is_bounded() {
+        let long = "x".repeat(20_000);
+        let violations = (0..1000)
+            .map(|i| Violation::new(format!("role_ids[{i}]"), format!("duplicate id `{long}`")))
+            .collect();
+        let status = Error::InvalidArgument(violations).into_status("r");
+        assert!(status.message().chars().count() <= MAX_MESSAGE + 1);
+        assert!(status.details().len() < 8 * 1024, "{} bytes", status.details().len());
+        let forbidden = Error::OrganizationForbidden {
+            organization_id: long,
+        }
+        .into_status("r");
+        assert!(forbidden.details().len() < 2 * 1024);
+        assert_eq!(clip("äöü", 2), "äö…");
+        assert_eq!(clip("abc", 3), "abc");
     }
 }
 

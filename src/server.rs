@@ -44,6 +44,8 @@ pub struct ServerSettings {
     pub operation_retention: Duration,
     /// Longest WaitOperation.
     pub max_wait: Duration,
+    /// How long a worker's claim on an operation lasts.
+    pub operation_lease: Duration,
     /// After shutdown starts, in-flight calls get this long to finish.
     pub drain_timeout: Duration,
 }
@@ -61,6 +63,7 @@ impl ServerSettings {
             workers: 2,
             operation_retention: Duration::from_secs(7 * 86_400),
             max_wait: Duration::from_secs(60),
+            operation_lease: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
         }
     }
@@ -92,7 +95,7 @@ pub async fn run(
     })?;
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
-    let queue = Queue::new(Service::new(store.clone()));
+    let queue = Queue::new(Service::new(store.clone()), settings.operation_lease);
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = operations::spawn_workers(&queue, settings.workers, stop_rx.clone()).await?;
     let retention =

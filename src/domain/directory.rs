@@ -70,7 +70,7 @@ impl Service {
     pub async fn create_organization(&self, org: Organization) -> Result<Organization> {
         let mut check = Checker::new();
         check.optional_id("organization.organization_id", &org.organization_id);
-        check.max_chars("organization.display_name", &org.display_name, MAX_TEXT);
+        check.text("organization.display_name", &org.display_name, MAX_TEXT);
         check.finish()?;
         let now = now_micros();
         let org = Organization {
@@ -127,7 +127,7 @@ impl Service {
         if let Some(auth0) = &user.auth0_id {
             check.external_id("user.auth0_id", auth0);
         }
-        check.max_chars("user.display_name", &user.display_name, MAX_TEXT);
+        check.text("user.display_name", &user.display_name, MAX_TEXT);
         check.finish()?;
         let user = User {
             organization_id: o.to_owned(),
@@ -200,7 +200,7 @@ impl Service {
         let mut check = Checker::new();
         check.id("organization_id", o);
         check.optional_id("workspace.workspace_id", &workspace.workspace_id);
-        check.max_chars("workspace.display_name", &workspace.display_name, MAX_TEXT);
+        check.text("workspace.display_name", &workspace.display_name, MAX_TEXT);
         check.finish()?;
         let workspace = Workspace {
             organization_id: o.to_owned(),

@@ -13,6 +13,9 @@ pub const DEFAULT_PAGE_SIZE: u64 = 50;
 /// Larger page sizes are lowered to this.
 pub const MAX_PAGE_SIZE: u64 = 1000;
 
+/// Longest sort key a token may carry (ids are far shorter).
+const MAX_KEY: usize = 256;
+
 #[derive(Serialize, Deserialize)]
 struct Token {
     /// Last key of the previous page.
@@ -48,6 +51,7 @@ impl PageRequest {
                 .decode(page_token)
                 .ok()
                 .and_then(|bytes| serde_json::from_slice::<Token>(&bytes).ok())
+                .filter(|token| token.a.len() <= MAX_KEY && !token.a.contains('\0'))
                 .ok_or_else(|| Error::invalid("page_token", "is not a token of this list"))?;
             if token.f != fingerprint {
                 return Err(Error::invalid(

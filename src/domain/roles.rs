@@ -108,7 +108,7 @@ fn check_permissions(check: &mut Checker, drafts: &[PermissionDraft]) -> Vec<Per
                 format!("duplicate permission `{}`", p.name),
             );
         }
-        check.max_chars(&format!("{path}.description"), &p.description, MAX_TEXT);
+        check.text(&format!("{path}.description"), &p.description, MAX_TEXT);
         match p.access {
             Some(access) => out.push(Permission {
                 name: p.name.clone(),
@@ -128,7 +128,7 @@ fn check_name(check: &mut Checker, name: &str) {
     if name.is_empty() {
         check.fail("role.name", "is required");
     }
-    check.max_chars("role.name", name, MAX_ROLE_NAME);
+    check.text("role.name", name, MAX_ROLE_NAME);
 }
 
 /// `NOT_FOUND` unless the role exists.
@@ -147,7 +147,7 @@ impl Service {
         check.id("organization_id", o);
         check.optional_id("role.role_id", &draft.role_id);
         check_name(&mut check, &draft.name);
-        check.max_chars("role.description", &draft.description, MAX_TEXT);
+        check.text("role.description", &draft.description, MAX_TEXT);
         let permissions = check_permissions(&mut check, &draft.permissions);
         check.finish()?;
         let now = now_micros();
@@ -212,7 +212,7 @@ impl Service {
         if mask.name {
             check_name(&mut check, &draft.name);
         }
-        check.max_chars("role.description", &draft.description, MAX_TEXT);
+        check.text("role.description", &draft.description, MAX_TEXT);
         let permissions = check_permissions(&mut check, &draft.permissions);
         check.finish()?;
 

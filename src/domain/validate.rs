@@ -52,10 +52,13 @@ impl Checker {
         }
     }
 
-    /// `field` must have at most `max` characters.
-    pub fn max_chars(&mut self, field: &str, value: &str, max: usize) {
+    /// `field` is free text: at most `max` characters, no NUL (which
+    /// PostgreSQL cannot store in text).
+    pub fn text(&mut self, field: &str, value: &str, max: usize) {
         if value.chars().count() > max {
             self.fail(field, format!("must be at most {max} characters"));
+        } else if value.contains('\0') {
+            self.fail(field, "must not contain NUL characters");
         }
     }
 

@@ -22,7 +22,7 @@ fn quoted(value: &str) -> Option<&str> {
     value
         .strip_prefix('"')?
         .strip_suffix('"')
-        .filter(|inner| !inner.is_empty() && !inner.contains('"'))
+        .filter(|inner| !inner.is_empty() && !inner.contains(['"', '\0']))
 }
 
 /// Parses `text`; empty means no filter.
@@ -100,6 +100,7 @@ mod tests {
             "done",
             r#"done=true and verb="x""#,
             r#"target="a"b""#,
+            "verb=\"a\0b\"",
         ] {
             assert!(parse(text).is_err(), "{text} should be rejected");
         }

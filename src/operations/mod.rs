@@ -102,16 +102,20 @@ impl Operation {
 #[derive(Clone, Debug)]
 pub struct Queue {
     service: Service,
+    /// A claim lapses after this long, letting another worker (or replica)
+    /// take over an operation whose worker died.
+    lease: Duration,
     wake_workers: Arc<Notify>,
     completed: broadcast::Sender<String>,
 }
 
 impl Queue {
-    /// A queue over `service`'s store.
-    pub fn new(service: Service) -> Self {
+    /// A queue over `service`'s store whose claims last `lease`.
+    pub fn new(service: Service, lease: Duration) -> Self {
         let (completed, _) = broadcast::channel(1024);
         Self {
             service,
+            lease,
             wake_workers: Arc::new(Notify::new()),
             completed,
         }

@@ -12,9 +12,6 @@ use crate::{
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
 
-/// A claim lapses after this long, letting another worker (or replica) take
-/// over an operation whose worker died.
-const LEASE: Duration = Duration::from_secs(30);
 
 /// How a claimed operation ended.
 enum Finished {
@@ -168,7 +165,7 @@ impl Queue {
     /// Claims and runs one operation; `false` when none was runnable.
     pub async fn run_one(&self, worker: &str) -> Result<bool> {
         let now = now_micros();
-        let lease_until = now + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX);
+        let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
         let tx = self.store().write().await?;
         let Some(row) = db::claim_next(&*tx, worker, now, lease_until).await? else {
             return Ok(false);
@@ -179,10 +176,20 @@ impl Queue {
 
         let started = std::time::Instant::now();
         let finished = match serde_json::from_str::<Command>(&row.command) {
-            Ok(command) => {
-                self.apply(&row.id, worker, &command, row.requested_items)
-                    .await?
-            }
+            Ok(command) => match self.apply(&row.id, worker, &command, row.requested_items).await {
+                Ok(finished) => finished,
+                Err(err) => {
+                    // Transient (database busy or unreachable): nothing was
+                    // applied; hand the operation back for a prompt retry.
+                    // If even that fails, the lease expires and frees it.
+                    if let Ok(tx) = self.store().write().await {
+                        if db::release(&*tx, &row.id, worker).await.is_ok() {
+                            let _ = tx.commit().await;
+                        }
+                    }
+                    return Err(err);
+                }
+            },
             Err(err) => Finished::Failed(Error::internal(format!("unreadable command: {err}"))),
         };
         if let Finished::Failed(err) = &finished {

@@ -185,6 +185,7 @@ async fn launch(database_url: &str, workers: usize) -> Running {
         workers,
         operation_retention: Duration::from_secs(7 * 86_400),
         max_wait: MAX_WAIT,
+        operation_lease: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(5),
     };
     let mut handle = tokio::spawn(rolekeeper::run(settings, listener, async move {

@@ -25,12 +25,15 @@ pub fn free_addr() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
-/// A running `rolekeeper serve`, killed on drop.
+/// A running `rolekeeper serve`, killed on drop. Its stderr (the log) goes to
+/// a file, never to a pipe nobody drains: a full pipe would block the
+/// server's logging and with it the server.
 pub struct Server {
     /// The child process.
     pub child: Child,
     /// Its gRPC address.
     pub addr: SocketAddr,
+    log: std::path::PathBuf,
 }
 
 impl Server {
@@ -43,6 +46,8 @@ impl Server {
     /// Like [`Server::start`], on a given address (to restart in place).
     pub fn start_at(addr: SocketAddr, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let listen = addr.to_string();
+        let log = dir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
+        let log_file = std::fs::File::create(&log).expect("create the server log");
         let mut command = Command::new(binary());
         command
             .current_dir(dir)
@@ -55,12 +60,12 @@ impl Server {
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::from(log_file));
         for (key, value) in envs {
             command.env(key, value);
         }
         let child = command.spawn().expect("start rolekeeper");
-        let mut server = Self { child, addr };
+        let mut server = Self { child, addr, log };
         server.wait_ready();
         server
     }
@@ -124,13 +129,9 @@ impl Server {
         }
     }
 
-    /// Everything the child wrote to stderr (after it exited).
-    pub fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = stderr.read_to_string(&mut text);
-        }
-        text
+    /// Everything the child wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
