@@ -141,6 +141,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         max_wait: args.max_wait,
         operation_lease: args.operation_lease,
         drain_timeout: args.drain_timeout,
+        rate_limit: args.rate_limit,
+        rate_burst: args.rate_burst,
+        max_in_flight: args.max_in_flight,
+        max_pending_operations: args.max_pending_operations,
     };
     run(settings, listener, shutdown_signal()).await
 }

@@ -126,6 +126,27 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLEKEEPER_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
+    /// Requests per second admitted per principal (token `sub`); 0 means
+    /// unlimited. Beyond it calls get RESOURCE_EXHAUSTED with RetryInfo.
+    #[arg(long, env = "ROLEKEEPER_RATE_LIMIT", default_value_t = 0.0)]
+    pub rate_limit: f64,
+
+    /// Burst size of the per-principal rate limit.
+    #[arg(long, env = "ROLEKEEPER_RATE_BURST", default_value_t = 100.0)]
+    pub rate_burst: f64,
+
+    /// Calls in flight at once; beyond it calls get UNAVAILABLE with RetryInfo.
+    #[arg(long, env = "ROLEKEEPER_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Operations not yet done; beyond it bulk calls get UNAVAILABLE with RetryInfo.
+    #[arg(
+        long,
+        env = "ROLEKEEPER_MAX_PENDING_OPERATIONS",
+        default_value_t = 100_000
+    )]
+    pub max_pending_operations: u64,
+
     /// Address of the Prometheus `/metrics` listener; `off` disables it.
     #[arg(long, env = "ROLEKEEPER_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
     pub metrics_listen: MetricsListen,

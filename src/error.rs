@@ -107,6 +107,17 @@ pub enum Error {
     /// The operation was cancelled before it applied anything (`CANCELLED`).
     #[error("the operation was cancelled before it was applied")]
     Cancelled,
+    /// The caller exceeded its request rate (`RESOURCE_EXHAUSTED` +
+    /// `RetryInfo` + `QuotaFailure`).
+    #[error("{description}")]
+    ResourceExhausted {
+        /// `QuotaViolation.subject`, e.g. `principal:alice`.
+        subject: String,
+        /// Human readable.
+        description: String,
+        /// When a request would be admitted again.
+        retry_after: Duration,
+    },
     /// The service cannot answer now; retry later (`UNAVAILABLE` + `RetryInfo`).
     #[error("{message}")]
     Unavailable {
@@ -198,6 +209,7 @@ impl Error {
             Self::Aborted { .. } => Code::Aborted,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::Cancelled => Code::Cancelled,
+            Self::ResourceExhausted { .. } => Code::ResourceExhausted,
             Self::Unavailable { .. } => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
@@ -220,6 +232,7 @@ impl Error {
             | Self::FailedPrecondition { reason, .. }
             | Self::Unavailable { reason, .. } => reason,
             Self::Cancelled => "CANCELLED",
+            Self::ResourceExhausted { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -244,7 +257,10 @@ impl Error {
                     .iter()
                     .take(MAX_VIOLATIONS)
                     .map(|v| {
-                        FieldViolation::new(clip(&v.field, MAX_DETAIL), clip(&v.description, MAX_DETAIL))
+                        FieldViolation::new(
+                            clip(&v.field, MAX_DETAIL),
+                            clip(&v.description, MAX_DETAIL),
+                        )
                     })
                     .collect();
                 if violations.len() > MAX_VIOLATIONS {
@@ -259,7 +275,10 @@ impl Error {
                 metadata.insert("required_scope".to_owned(), required_scope.clone());
             }
             Self::OrganizationForbidden { organization_id } => {
-                metadata.insert("organization_id".to_owned(), clip(organization_id, MAX_DETAIL));
+                metadata.insert(
+                    "organization_id".to_owned(),
+                    clip(organization_id, MAX_DETAIL),
+                );
             }
             Self::NotFound {
                 resource_type,
@@ -285,6 +304,14 @@ impl Error {
             }
             Self::Unavailable { retry_after, .. } => {
                 details.set_retry_info(Some(*retry_after));
+            }
+            Self::ResourceExhausted {
+                subject,
+                description,
+                retry_after,
+            } => {
+                details.set_retry_info(Some(*retry_after));
+                details.add_quota_failure_violation(clip(subject, MAX_DETAIL), description);
             }
             Self::Unauthenticated { .. }
             | Self::Aborted { .. }
@@ -322,7 +349,11 @@ mod tests {
             .collect();
         let status = Error::InvalidArgument(violations).into_status("r");
         assert!(status.message().chars().count() <= MAX_MESSAGE + 1);
-        assert!(status.details().len() < 8 * 1024, "{} bytes", status.details().len());
+        assert!(
+            status.details().len() < 8 * 1024,
+            "{} bytes",
+            status.details().len()
+        );
         let forbidden = Error::OrganizationForbidden {
             organization_id: long,
         }

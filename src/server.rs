@@ -7,6 +7,7 @@ use crate::{
     auth::{AuthConfig, Authenticator},
     domain::Service,
     error::Error,
+    limits::{InFlight, RateLimiter},
     monitor::{self, Readiness},
     operations::{self, Queue},
     pb,
@@ -48,6 +49,14 @@ pub struct ServerSettings {
     pub operation_lease: Duration,
     /// After shutdown starts, in-flight calls get this long to finish.
     pub drain_timeout: Duration,
+    /// Requests per second per principal (0: unlimited).
+    pub rate_limit: f64,
+    /// Burst size of the per-principal rate limit.
+    pub rate_burst: f64,
+    /// Calls in flight at once; more are refused with `UNAVAILABLE`.
+    pub max_in_flight: usize,
+    /// Operations not yet done; more submissions are refused with `UNAVAILABLE`.
+    pub max_pending_operations: u64,
 }
 
 impl ServerSettings {
@@ -65,6 +74,10 @@ impl ServerSettings {
             max_wait: Duration::from_secs(60),
             operation_lease: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            rate_limit: 0.0,
+            rate_burst: 100.0,
+            max_in_flight: 1024,
+            max_pending_operations: 100_000,
         }
     }
 }
@@ -95,7 +108,11 @@ pub async fn run(
     })?;
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
-    let queue = Queue::new(Service::new(store.clone()), settings.operation_lease);
+    let queue = Queue::new(
+        Service::new(store.clone()),
+        settings.operation_lease,
+        settings.max_pending_operations,
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = operations::spawn_workers(&queue, settings.workers, stop_rx.clone()).await?;
     let retention =
@@ -103,7 +120,14 @@ pub async fn run(
     let listener_task = operations::spawn_listener(&queue, stop_rx.clone());
 
     let readiness = Arc::new(Readiness::default());
-    let api = Api::new(queue, auth, settings.max_wait, readiness.clone());
+    let api = Api::new(
+        queue,
+        auth,
+        settings.max_wait,
+        readiness.clone(),
+        RateLimiter::new(settings.rate_limit, settings.rate_burst),
+    );
+    let in_flight = InFlight::new(settings.max_in_flight);
     let (health, health_service) = tonic_health::server::health_reporter();
     monitor::set_health(&health, &service_names(), ServingStatus::Serving).await;
     let probe = monitor::spawn(
@@ -134,7 +158,10 @@ pub async fn run(
         tokio::time::sleep(settings.drain_timeout).await;
     };
     let serve = tonic::transport::Server::builder()
-        .layer(tower::layer::layer_fn(|inner| CallService { inner }))
+        .layer(tower::layer::layer_fn(move |inner| CallService {
+            inner,
+            in_flight: in_flight.clone(),
+        }))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -173,12 +200,19 @@ const MAX_REQUEST_ID: usize = 128;
 #[derive(Clone, Debug)]
 struct CallService<S> {
     inner: S,
+    in_flight: InFlight,
+}
+
+/// Health and reflection stay answerable under overload.
+fn exempt_from_shedding(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for CallService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send + 'static,
     S::Future: Send + 'static,
+    RB: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -197,6 +231,22 @@ where
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let method = request.uri().path().to_owned();
+        let slot = if exempt_from_shedding(&method) {
+            None
+        } else {
+            match self.in_flight.enter() {
+                Ok(slot) => Some(slot),
+                Err(err) => {
+                    tracing::warn!(method, request_id, "overloaded: call refused");
+                    metrics::counter!("rolekeeper_rpc_shed_total").increment(1);
+                    let mut response = err.into_status(&request_id).into_http::<RB>();
+                    if let Ok(value) = HeaderValue::from_str(&request_id) {
+                        response.headers_mut().insert("x-request-id", value);
+                    }
+                    return Box::pin(async move { Ok(response) });
+                }
+            }
+        };
         let principal = Arc::new(OnceLock::new());
         request.extensions_mut().insert(CallInfo {
             request_id: request_id.clone(),
@@ -206,6 +256,7 @@ where
         let future = self.inner.call(request);
         Box::pin(async move {
             let mut response = future.await?;
+            drop(slot);
             let code = response
                 .headers()
                 .get("grpc-status")

@@ -11,6 +11,7 @@ mod roles;
 use crate::{
     auth::{Authenticator, Principal},
     error::{Error, TokenProblem},
+    limits::RateLimiter,
     monitor::Readiness,
     operations::{Operation, Queue},
     pb::longrunning,
@@ -39,6 +40,7 @@ pub struct Api {
     auth: Arc<Authenticator>,
     max_wait: Duration,
     readiness: Arc<Readiness>,
+    rate: Arc<RateLimiter>,
 }
 
 /// One authenticated call in progress.
@@ -52,18 +54,21 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 impl Api {
     /// The API over `queue`, verifying tokens with `auth`; WaitOperation
-    /// blocks at most `max_wait`; calls fail fast while `readiness` says so.
+    /// blocks at most `max_wait`; calls fail fast while `readiness` says so
+    /// and are admitted per principal by `rate`.
     pub fn new(
         queue: Queue,
         auth: Authenticator,
         max_wait: Duration,
         readiness: Arc<Readiness>,
+        rate: RateLimiter,
     ) -> Self {
         Self {
             queue,
             auth: Arc::new(auth),
             max_wait,
             readiness,
+            rate: Arc::new(rate),
         }
     }
 
@@ -93,6 +98,9 @@ impl Api {
         if let Some(call) = call {
             let _ = call.principal.set(principal.sub.clone());
         }
+        self.rate
+            .admit(&principal.sub, std::time::Instant::now())
+            .map_err(|err| err.into_status(&request_id))?;
         Ok((
             Ctx {
                 principal,

@@ -123,6 +123,7 @@ impl server::RoleService for Api {
         let (ctx, m) = self.begin(request)?;
         ctx.respond(
             async {
+                ctx.principal.require_scope(Scope::Write)?;
                 let role = m
                     .role
                     .ok_or_else(|| Error::invalid("role", "is required"))?;

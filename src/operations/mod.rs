@@ -105,17 +105,20 @@ pub struct Queue {
     /// A claim lapses after this long, letting another worker (or replica)
     /// take over an operation whose worker died.
     lease: Duration,
+    /// Submissions are refused while this many operations are not done.
+    max_pending: u64,
     wake_workers: Arc<Notify>,
     completed: broadcast::Sender<String>,
 }
 
 impl Queue {
     /// A queue over `service`'s store whose claims last `lease`.
-    pub fn new(service: Service, lease: Duration) -> Self {
+    pub fn new(service: Service, lease: Duration, max_pending: u64) -> Self {
         let (completed, _) = broadcast::channel(1024);
         Self {
             service,
             lease,
+            max_pending,
             wake_workers: Arc::new(Notify::new()),
             completed,
         }
@@ -156,6 +159,13 @@ impl Queue {
             return same_request(row, &serialized);
         }
         self.service.check_command(&command).await?;
+        if db::count_not_done(self.store().reader()).await? >= self.max_pending {
+            return Err(Error::Unavailable {
+                reason: "QUEUE_FULL".into(),
+                message: "too many operations are waiting; retry later".into(),
+                retry_after: Duration::from_secs(5),
+            });
+        }
         let new = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
             organization_id: command.organization_id().to_owned(),

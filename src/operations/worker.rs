@@ -12,7 +12,6 @@ use crate::{
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
 
-
 /// How a claimed operation ended.
 enum Finished {
     Succeeded,
@@ -176,7 +175,10 @@ impl Queue {
 
         let started = std::time::Instant::now();
         let finished = match serde_json::from_str::<Command>(&row.command) {
-            Ok(command) => match self.apply(&row.id, worker, &command, row.requested_items).await {
+            Ok(command) => match self
+                .apply(&row.id, worker, &command, row.requested_items)
+                .await
+            {
                 Ok(finished) => finished,
                 Err(err) => {
                     // Transient (database busy or unreachable): nothing was

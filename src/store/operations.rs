@@ -229,8 +229,14 @@ pub async fn finish(
 pub async fn release(db: &impl ConnectionTrait, id: &str, worker: &str) -> Result<(), DbErr> {
     operation::Entity::update_many()
         .col_expr(operation::Column::State, Expr::value(state::PENDING))
-        .col_expr(operation::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(operation::Column::LeaseExpires, Expr::value(Option::<i64>::None))
+        .col_expr(
+            operation::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            operation::Column::LeaseExpires,
+            Expr::value(Option::<i64>::None),
+        )
         .filter(operation::Column::Id.eq(id))
         .filter(operation::Column::State.eq(state::RUNNING))
         .filter(operation::Column::LeaseOwner.eq(worker))
@@ -399,4 +405,13 @@ pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> 
     ))
     .await
     .map(drop)
+}
+
+/// Number of operations not yet done.
+pub async fn count_not_done(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    operation::Entity::find()
+        .filter(operation::Column::Done.eq(false))
+        .count(db)
+        .await
 }

@@ -187,6 +187,10 @@ async fn launch(database_url: &str, workers: usize) -> Running {
         max_wait: MAX_WAIT,
         operation_lease: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(5),
+        rate_limit: 0.0,
+        rate_burst: 100.0,
+        max_in_flight: 1024,
+        max_pending_operations: 100_000,
     };
     let mut handle = tokio::spawn(rolekeeper::run(settings, listener, async move {
         let _ = rx.await;
