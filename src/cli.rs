@@ -5,7 +5,7 @@ use crate::{
     auth,
     config::{DatabaseArgs, HealthArgs, LogFormat, ServeArgs, TokenArgs},
     error::Error,
-    server::{ServerSettings, run},
+    server::{ServerSettings, TlsSettings, run},
     store::Store,
 };
 use std::{
@@ -145,6 +145,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         rate_burst: args.rate_burst,
         max_in_flight: args.max_in_flight,
         max_pending_operations: args.max_pending_operations,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSettings {
+                cert,
+                key,
+                client_ca: args.tls_client_ca,
+            }),
+            _ => None,
+        },
     };
     run(settings, listener, shutdown_signal()).await
 }

@@ -147,6 +147,18 @@ pub struct ServeArgs {
     )]
     pub max_pending_operations: u64,
 
+    /// PEM certificate chain: serve TLS (needs `--tls-key`).
+    #[arg(long, env = "ROLEKEEPER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`. Keep the file mode 0600.
+    #[arg(long, env = "ROLEKEEPER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate: require client certificates signed by it (mTLS).
+    #[arg(long, env = "ROLEKEEPER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Address of the Prometheus `/metrics` listener; `off` disables it.
     #[arg(long, env = "ROLEKEEPER_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
     pub metrics_listen: MetricsListen,

@@ -30,4 +30,4 @@ pub mod server;
 pub mod store;
 
 pub use error::Error;
-pub use server::{ServerSettings, run};
+pub use server::{ServerSettings, TlsSettings, run};

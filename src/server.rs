@@ -57,6 +57,35 @@ pub struct ServerSettings {
     pub max_in_flight: usize,
     /// Operations not yet done; more submissions are refused with `UNAVAILABLE`.
     pub max_pending_operations: u64,
+    /// Serve TLS (and require client certificates) when set.
+    pub tls: Option<TlsSettings>,
+}
+
+/// PEM files for TLS.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// Server certificate chain.
+    pub cert: PathBuf,
+    /// Server private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig, Error> {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let read = |path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))
+        };
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        Ok(config)
+    }
 }
 
 impl ServerSettings {
@@ -78,6 +107,7 @@ impl ServerSettings {
             rate_burst: 100.0,
             max_in_flight: 1024,
             max_pending_operations: 100_000,
+            tls: None,
         }
     }
 }
@@ -157,7 +187,13 @@ pub async fn run(
         let _ = drain_rx.wait_for(|started| *started).await;
         tokio::time::sleep(settings.drain_timeout).await;
     };
-    let serve = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &settings.tls {
+        builder = builder
+            .tls_config(tls.server_config()?)
+            .map_err(|e| Error::internal(format!("invalid TLS configuration: {e}")))?;
+    }
+    let serve = builder
         .layer(tower::layer::layer_fn(move |inner| CallService {
             inner,
             in_flight: in_flight.clone(),

@@ -138,6 +138,14 @@ fn serve_help_documents_every_setting() {
         "ROLEKEEPER_OPERATION_RETENTION",
         "ROLEKEEPER_MAX_WAIT",
         "ROLEKEEPER_DRAIN_TIMEOUT",
+        "ROLEKEEPER_OPERATION_LEASE",
+        "ROLEKEEPER_RATE_LIMIT",
+        "ROLEKEEPER_RATE_BURST",
+        "ROLEKEEPER_MAX_IN_FLIGHT",
+        "ROLEKEEPER_MAX_PENDING_OPERATIONS",
+        "ROLEKEEPER_TLS_CERT",
+        "ROLEKEEPER_TLS_KEY",
+        "ROLEKEEPER_TLS_CLIENT_CA",
     ] {
         assert!(help.contains(env), "--help does not mention {env}:\n{help}");
     }

@@ -191,6 +191,7 @@ async fn launch(database_url: &str, workers: usize) -> Running {
         rate_burst: 100.0,
         max_in_flight: 1024,
         max_pending_operations: 100_000,
+        tls: None,
     };
     let mut handle = tokio::spawn(rolekeeper::run(settings, listener, async move {
         let _ = rx.await;
