@@ -337,6 +337,9 @@ impl From<sea_orm::DbErr> for Error {
     }
 }
 
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +366,3 @@ mod tests {
         assert_eq!(clip("abc", 3), "abc");
     }
 }
-
-/// Result with [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => rolekeeper::cli::serve(args).await,
+            Command::Serve(args) => rolekeeper::cli::serve(*args).await,
             Command::Migrate(args) => rolekeeper::cli::migrate(args).await,
             Command::Token(args) => rolekeeper::cli::token(args),
             Command::Health(args) => rolekeeper::cli::health(args).await,

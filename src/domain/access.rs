@@ -1,5 +1,6 @@
 //! Who holds what, and the permission decision.
 
+use super::acl_cache::Lookup;
 use super::{
     Service,
     commands::{load_user_roles, require_organization_role},
@@ -9,6 +10,7 @@ use super::{
     validate::{self, Checker},
 };
 use crate::{error::Result, store};
+use std::sync::Arc;
 
 /// Decides `permission` over the applicable roles: allowed iff some role
 /// grants it and none denies it. The deciding roles are the denying ones if
@@ -86,6 +88,23 @@ impl Service {
             check.id("workspace_id", w);
         }
         check.finish()?;
+        let key = (o.to_owned(), u.to_owned(), w.map(str::to_owned));
+        let roles = match self.acl.lookup(&key) {
+            Lookup::Hit(roles) => roles,
+            Lookup::Miss(version) => {
+                let roles = Arc::new(self.applicable_roles(o, u, w).await?);
+                if let Some(version) = version {
+                    self.acl.insert(key, version, roles.clone());
+                }
+                roles
+            }
+        };
+        Ok(evaluate(roles.iter(), permission))
+    }
+
+    /// The user's organization roles plus, in workspace `w`, its
+    /// membership's base role and extra roles.
+    async fn applicable_roles(&self, o: &str, u: &str, w: Option<&str>) -> Result<Vec<Role>> {
         let reader = self.store().reader();
         require_user(reader, o, u).await?;
         let mut roles = load_user_roles(reader, o, u).await?.roles;
@@ -96,7 +115,7 @@ impl Service {
                 roles.extend(m.roles);
             }
         }
-        Ok(evaluate(&roles, permission))
+        Ok(roles)
     }
 }
 

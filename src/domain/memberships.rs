@@ -59,6 +59,7 @@ impl Service {
             create_time: now,
             update_time: now,
         };
+        let _acl = self.acl_write(o);
         let tx = self.store().write().await?;
         require_workspace(&*tx, o, w).await?;
         require_user(&*tx, o, u).await?;
@@ -133,6 +134,7 @@ impl Service {
             ("membership_id", m),
         ])?;
         let base_role = require_base_role(role)?;
+        let _acl = self.acl_write(o);
         let tx = self.store().write().await?;
         require_membership(&*tx, o, w, m).await?;
         require_role(&*tx, o, base_role.role_id()).await?;
@@ -149,6 +151,7 @@ impl Service {
             ("workspace_id", w),
             ("membership_id", m),
         ])?;
+        let _acl = self.acl_write(o);
         let tx = self.store().write().await?;
         require_membership(&*tx, o, w, m).await?;
         db::delete_membership(&*tx, o, w, m).await?;

@@ -4,6 +4,7 @@
 //! request. No protobuf types here.
 
 pub mod access;
+pub mod acl_cache;
 pub mod commands;
 pub mod directory;
 pub mod memberships;
@@ -14,18 +15,30 @@ pub mod roles;
 pub mod validate;
 
 use crate::store::Store;
-use std::time::{SystemTime, UNIX_EPOCH};
+use acl_cache::{AclCache, WriteGuard};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 /// The domain service: the rules, over a [`Store`].
 #[derive(Clone, Debug)]
 pub struct Service {
     store: Store,
+    acl: Arc<AclCache>,
 }
 
 impl Service {
     /// A service over `store`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        let acl = Arc::new(AclCache::new(store.single_process()));
+        Self { store, acl }
+    }
+
+    /// Declares a write that may change permission decisions in
+    /// `organization_id`; hold it until the transaction has committed.
+    pub fn acl_write(&self, organization_id: &str) -> WriteGuard {
+        self.acl.writing(organization_id)
     }
 
     /// The underlying store.

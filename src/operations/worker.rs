@@ -184,10 +184,10 @@ impl Queue {
                     // Transient (database busy or unreachable): nothing was
                     // applied; hand the operation back for a prompt retry.
                     // If even that fails, the lease expires and frees it.
-                    if let Ok(tx) = self.store().write().await {
-                        if db::release(&*tx, &row.id, worker).await.is_ok() {
-                            let _ = tx.commit().await;
-                        }
+                    if let Ok(tx) = self.store().write().await
+                        && db::release(&*tx, &row.id, worker).await.is_ok()
+                    {
+                        let _ = tx.commit().await;
                     }
                     return Err(err);
                 }
@@ -236,6 +236,7 @@ impl Queue {
         command: &Command,
         items: i64,
     ) -> Result<Finished> {
+        let _acl = self.service().acl_write(command.organization_id());
         let tx = self.store().write().await?;
         let now = now_micros();
         match self.service().apply_command(&*tx, command, now).await {
