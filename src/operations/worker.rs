@@ -7,16 +7,22 @@ use crate::{
         now_micros,
     },
     error::{Error, Result},
-    store::operations::{self as db, state},
+    store::{
+        WriteTx,
+        operations::{self as db, state},
+    },
 };
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
+
+/// Most operations one worker runs in one transaction.
+const BATCH: usize = 32;
 
 /// How a claimed operation ended.
 enum Finished {
     Succeeded,
     Cancelled,
-    Failed(Error),
+    Failed,
 }
 
 impl Finished {
@@ -24,7 +30,7 @@ impl Finished {
         match self {
             Self::Succeeded => "succeeded",
             Self::Cancelled => "cancelled",
-            Self::Failed(_) => "failed",
+            Self::Failed => "failed",
         }
     }
 }
@@ -145,9 +151,9 @@ pub fn spawn_retention(
 impl Queue {
     async fn work(self, worker: String, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
-            let pause = match self.run_one(&worker).await {
-                Ok(true) => continue,
-                Ok(false) => POLL_INTERVAL,
+            let pause = match self.run_batch(&worker).await {
+                Ok(0) => POLL_INTERVAL,
+                Ok(_) => continue,
                 Err(err) => {
                     tracing::warn!(worker, %err, "operation worker failed; retrying");
                     Duration::from_secs(1)
@@ -161,109 +167,107 @@ impl Queue {
         }
     }
 
-    /// Claims and runs one operation; `false` when none was runnable.
-    pub async fn run_one(&self, worker: &str) -> Result<bool> {
-        let now = now_micros();
-        let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
+    /// Claims and runs up to [`BATCH`] runnable operations in one
+    /// transaction (group commit: one commit for the batch). Each operation
+    /// is applied inside a savepoint together with its completion, so one
+    /// that fails rolls back alone and is recorded as failed; a database
+    /// failure rolls back the whole batch, leaving every operation pending.
+    /// Returns how many operations finished.
+    pub async fn run_batch(&self, worker: &str) -> Result<usize> {
         let tx = self.store().write().await?;
-        let Some(row) = db::claim_next(&*tx, worker, now, lease_until).await? else {
-            return Ok(false);
-        };
+        let mut finished = Vec::new();
+        let mut acl_guards = Vec::new();
+        while finished.len() < BATCH {
+            let now = now_micros();
+            let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
+            let Some(row) = db::claim_next(&*tx, worker, now, lease_until).await? else {
+                break;
+            };
+            let started = std::time::Instant::now();
+            let outcome = match serde_json::from_str::<Command>(&row.command) {
+                Ok(command) => {
+                    acl_guards.push(self.service().acl_write(command.organization_id()));
+                    self.apply(&tx, &row, worker, &command, now).await?
+                }
+                Err(err) => {
+                    let err = Error::internal(format!("unreadable command: {err}"));
+                    self.record_failure(&tx, &row.id, worker, &err, now).await?
+                }
+            };
+            db::notify(&*tx, db::FINISHED_CHANNEL, &row.id).await?;
+            metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => outcome.label())
+                .record(started.elapsed().as_secs_f64());
+            finished.push(row.id);
+        }
+        if finished.is_empty() {
+            return Ok(0);
+        }
         tx.commit().await?;
+        drop(acl_guards);
+        for id in &finished {
+            self.announce(id);
+        }
         // More may be runnable: let another idle worker look.
         self.wake_workers.notify_one();
-
-        let started = std::time::Instant::now();
-        let finished = match serde_json::from_str::<Command>(&row.command) {
-            Ok(command) => match self
-                .apply(&row.id, worker, &command, row.requested_items)
-                .await
-            {
-                Ok(finished) => finished,
-                Err(err) => {
-                    // Transient (database busy or unreachable): nothing was
-                    // applied; hand the operation back for a prompt retry.
-                    // If even that fails, the lease expires and frees it.
-                    if let Ok(tx) = self.store().write().await
-                        && db::release(&*tx, &row.id, worker).await.is_ok()
-                    {
-                        let _ = tx.commit().await;
-                    }
-                    return Err(err);
-                }
-            },
-            Err(err) => Finished::Failed(Error::internal(format!("unreadable command: {err}"))),
-        };
-        if let Finished::Failed(err) = &finished {
-            // The changes were rolled back; record the failure on its own.
-            let tx = self.store().write().await?;
-            let result = serde_json::to_string(&Err::<Outcome, _>(err)).map_err(Error::internal)?;
-            let recorded = db::finish(
-                &*tx,
-                &row.id,
-                worker,
-                state::FAILED,
-                result,
-                0,
-                now_micros(),
-            )
-            .await?;
-            if !recorded {
-                self.cancel_claimed(&tx, &row.id).await?;
-            }
-            db::notify(&*tx, db::FINISHED_CHANNEL, &row.id).await?;
-            tx.commit().await?;
-        }
-        let outcome = finished.label();
-        metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => outcome)
-            .record(started.elapsed().as_secs_f64());
-        tracing::debug!(
-            operation = row.id,
-            verb = row.verb,
-            outcome,
-            "operation finished"
-        );
-        self.announce(&row.id);
-        Ok(true)
+        Ok(finished.len())
     }
 
-    /// Applies `command` and completes the operation in one transaction.
-    /// A failed command is returned for recording (nothing was applied).
+    /// Applies `command` and completes its operation inside a savepoint of
+    /// `tx`. A command that fails is rolled back and recorded as failed;
+    /// database failures propagate (and roll back the whole batch).
     async fn apply(
         &self,
-        id: &str,
+        tx: &WriteTx,
+        row: &db::OperationRow,
         worker: &str,
         command: &Command,
-        items: i64,
+        now: i64,
     ) -> Result<Finished> {
-        let _acl = self.service().acl_write(command.organization_id());
-        let tx = self.store().write().await?;
-        let now = now_micros();
-        match self.service().apply_command(&*tx, command, now).await {
+        let savepoint = sea_orm::TransactionTrait::begin(&**tx).await?;
+        match self.service().apply_command(&savepoint, command, now).await {
             Ok(outcome) => {
                 let result =
                     serde_json::to_string(&Ok::<_, Error>(outcome)).map_err(Error::internal)?;
-                if db::finish(&*tx, id, worker, state::SUCCEEDED, result, items, now).await? {
-                    db::notify(&*tx, db::FINISHED_CHANNEL, id).await?;
-                    tx.commit().await?;
+                let state = state::SUCCEEDED;
+                if db::finish(&savepoint, &row.id, worker, state, result, row.requested_items, now)
+                    .await?
+                {
+                    savepoint.commit().await?;
                     Ok(Finished::Succeeded)
                 } else {
-                    // Cancelled while running (or the lease was lost): roll
-                    // back the changes and end it cancelled.
-                    drop(tx);
-                    let tx = self.store().write().await?;
-                    self.cancel_claimed(&tx, id).await?;
-                    db::notify(&*tx, db::FINISHED_CHANNEL, id).await?;
-                    tx.commit().await?;
+                    // Cancellation was requested while it was claimed.
+                    savepoint.rollback().await?;
+                    self.cancel_claimed(tx, &row.id).await?;
                     Ok(Finished::Cancelled)
                 }
             }
             Err(err @ Error::Unavailable { .. }) => Err(err),
-            Err(err) => Ok(Finished::Failed(err)),
+            Err(err) => {
+                savepoint.rollback().await?;
+                self.record_failure(tx, &row.id, worker, &err, now).await
+            }
         }
     }
 
-    async fn cancel_claimed(&self, tx: &crate::store::WriteTx, id: &str) -> Result<()> {
+    /// Ends a claimed operation with `err` (or cancelled, if that was asked).
+    async fn record_failure(
+        &self,
+        tx: &WriteTx,
+        id: &str,
+        worker: &str,
+        err: &Error,
+        now: i64,
+    ) -> Result<Finished> {
+        let result = serde_json::to_string(&Err::<Outcome, _>(err)).map_err(Error::internal)?;
+        if db::finish(&**tx, id, worker, state::FAILED, result, 0, now).await? {
+            Ok(Finished::Failed)
+        } else {
+            self.cancel_claimed(tx, id).await?;
+            Ok(Finished::Cancelled)
+        }
+    }
+
+    async fn cancel_claimed(&self, tx: &WriteTx, id: &str) -> Result<()> {
         let cancelled = serde_json::to_string(&Err::<Outcome, Error>(Error::Cancelled))
             .map_err(Error::internal)?;
         db::cancel(&**tx, id, cancelled, now_micros(), false).await?;

@@ -224,27 +224,6 @@ pub async fn finish(
     Ok(res.rows_affected == 1)
 }
 
-/// Gives a claimed operation back to the queue (after a transient failure),
-/// so any worker may retry it at once instead of after the lease.
-pub async fn release(db: &impl ConnectionTrait, id: &str, worker: &str) -> Result<(), DbErr> {
-    operation::Entity::update_many()
-        .col_expr(operation::Column::State, Expr::value(state::PENDING))
-        .col_expr(
-            operation::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            operation::Column::LeaseExpires,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(operation::Column::Id.eq(id))
-        .filter(operation::Column::State.eq(state::RUNNING))
-        .filter(operation::Column::LeaseOwner.eq(worker))
-        .exec(db)
-        .await
-        .map(drop)
-}
-
 /// Ends a not-done operation as cancelled with `result`. With `only_pending`
 /// a running one is left alone. Returns whether the row was updated.
 pub async fn cancel(
