@@ -5,9 +5,12 @@
 //! callers. Finished rows are removed after the retention period.
 
 pub mod filter;
+mod intake;
 mod worker;
 
 pub use worker::{Workers, spawn_listener, spawn_retention, spawn_workers};
+
+use intake::{Inserted, Intake};
 
 use crate::{
     domain::{
@@ -71,6 +74,27 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// The operation as it is right after acceptance.
+    fn accepted(new: &NewOperation) -> Self {
+        Self {
+            id: new.id.clone(),
+            organization_id: new.organization_id.clone(),
+            target: new.target.clone(),
+            verb: new.verb.clone(),
+            principal: new.principal.clone(),
+            request_id: new.request_id.clone(),
+            trace_id: new.trace_id.clone(),
+            done: false,
+            cancel_requested: false,
+            requested_items: new.requested_items,
+            processed_items: 0,
+            create_time: new.create_time,
+            start_time: None,
+            end_time: None,
+            result: None,
+        }
+    }
+
     fn from_row(row: OperationRow) -> Result<Self> {
         let result = row
             .result
@@ -109,13 +133,16 @@ pub struct Queue {
     max_pending: u64,
     wake_workers: Arc<Notify>,
     completed: broadcast::Sender<String>,
+    intake: Intake,
 }
 
 impl Queue {
     /// A queue over `service`'s store whose claims last `lease`.
     pub fn new(service: Service, lease: Duration, max_pending: u64) -> Self {
         let (completed, _) = broadcast::channel(1024);
+        let intake = Intake::spawn(service.store().clone());
         Self {
+            intake,
             service,
             lease,
             max_pending,
@@ -178,24 +205,19 @@ impl Queue {
             requested_items: i64::try_from(command.item_count()).unwrap_or(i64::MAX),
             create_time: now_micros(),
         };
-        let id = new.id.clone();
-        let tx = self.store().write().await?;
-        match db::insert(&*tx, new).await {
-            Ok(()) => {
-                db::notify(&*tx, db::SUBMITTED_CHANNEL, &id).await?;
-                tx.commit().await?;
+        let accepted = Operation::accepted(&new);
+        match self.intake.insert(new).await? {
+            Inserted::Yes => {
+                self.wake_workers.notify_one();
+                Ok(accepted)
             }
-            Err(err) if store::is_unique_violation(&err) && !request_id.is_empty() => {
-                drop(tx);
+            Inserted::DuplicateRequestId => {
                 let row = db::find_by_request_id(self.store().reader(), principal, request_id)
                     .await?
                     .ok_or_else(|| Error::internal("request id vanished"))?;
-                return same_request(row, &serialized);
+                same_request(row, &serialized)
             }
-            Err(err) => return Err(err.into()),
         }
-        self.wake_workers.notify_one();
-        self.get(&id).await
     }
 
     /// One operation.

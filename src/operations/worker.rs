@@ -229,8 +229,16 @@ impl Queue {
                 let result =
                     serde_json::to_string(&Ok::<_, Error>(outcome)).map_err(Error::internal)?;
                 let state = state::SUCCEEDED;
-                if db::finish(&savepoint, &row.id, worker, state, result, row.requested_items, now)
-                    .await?
+                if db::finish(
+                    &savepoint,
+                    &row.id,
+                    worker,
+                    state,
+                    result,
+                    row.requested_items,
+                    now,
+                )
+                .await?
                 {
                     savepoint.commit().await?;
                     Ok(Finished::Succeeded)
