@@ -191,7 +191,7 @@ impl Queue {
                 }
                 Err(err) => {
                     let err = Error::internal(format!("unreadable command: {err}"));
-                    self.record_failure(&tx, &row.id, worker, &err, now).await?
+                    self.record_failure(&tx, &row.id, worker, &err).await?
                 }
             };
             db::notify(&*tx, db::FINISHED_CHANNEL, &row.id).await?;
@@ -236,7 +236,7 @@ impl Queue {
                     state,
                     result,
                     row.requested_items,
-                    now,
+                    now_micros(),
                 )
                 .await?
                 {
@@ -252,7 +252,7 @@ impl Queue {
             Err(err @ Error::Unavailable { .. }) => Err(err),
             Err(err) => {
                 savepoint.rollback().await?;
-                self.record_failure(tx, &row.id, worker, &err, now).await
+                self.record_failure(tx, &row.id, worker, &err).await
             }
         }
     }
@@ -264,10 +264,9 @@ impl Queue {
         id: &str,
         worker: &str,
         err: &Error,
-        now: i64,
     ) -> Result<Finished> {
         let result = serde_json::to_string(&Err::<Outcome, _>(err)).map_err(Error::internal)?;
-        if db::finish(&**tx, id, worker, state::FAILED, result, 0, now).await? {
+        if db::finish(&**tx, id, worker, state::FAILED, result, 0, now_micros()).await? {
             Ok(Finished::Failed)
         } else {
             self.cancel_claimed(tx, id).await?;
