@@ -1,16 +1,15 @@
 //! Who holds what, and the permission decision.
 
-use super::acl_cache::Lookup;
 use super::{
     Service,
     commands::{load_user_roles, require_organization_role},
     directory::{require_user, require_workspace},
     model::{CheckResult, Decision, Page, Role, UserRoles},
     paging::PageRequest,
+    read_cache::Key,
     validate::{self, Checker},
 };
 use crate::{error::Result, store};
-use std::sync::Arc;
 
 /// Decides `permission` over the applicable roles: allowed iff some role
 /// grants it and none denies it. The deciding roles are the denying ones if
@@ -46,9 +45,14 @@ impl Service {
     /// The organization roles a user holds.
     pub async fn list_user_roles(&self, o: &str, u: &str) -> Result<UserRoles> {
         validate::ids(&[("organization_id", o), ("user_id", u)])?;
-        let reader = self.store().reader();
-        require_user(reader, o, u).await?;
-        load_user_roles(reader, o, u).await
+        let roles = self
+            .cached(Key::UserRoles(o.to_owned(), u.to_owned()), || async {
+                let reader = self.store().reader();
+                require_user(reader, o, u).await?;
+                load_user_roles(reader, o, u).await
+            })
+            .await?;
+        Ok(UserRoles::clone(&roles))
     }
 
     /// A page of the users holding an organization role.
@@ -88,17 +92,8 @@ impl Service {
             check.id("workspace_id", w);
         }
         check.finish()?;
-        let key = (o.to_owned(), u.to_owned(), w.map(str::to_owned));
-        let roles = match self.acl.lookup(&key) {
-            Lookup::Hit(roles) => roles,
-            Lookup::Miss(version) => {
-                let roles = Arc::new(self.applicable_roles(o, u, w).await?);
-                if let Some(version) = version {
-                    self.acl.insert(key, version, roles.clone());
-                }
-                roles
-            }
-        };
+        let key = Key::Applicable(o.to_owned(), u.to_owned(), w.map(str::to_owned));
+        let roles = self.cached(key, || self.applicable_roles(o, u, w)).await?;
         Ok(evaluate(roles.iter(), permission))
     }
 

@@ -8,6 +8,7 @@ use super::{
     names::{self, types},
     now_micros,
     paging::PageRequest,
+    read_cache::Key,
     validate::{self, Checker, MAX_PERMISSIONS, MAX_ROLE_NAME, MAX_TEXT},
 };
 use crate::{
@@ -179,7 +180,12 @@ impl Service {
     /// One role.
     pub async fn get_role(&self, o: &str, r: &str) -> Result<Role> {
         validate::ids(&[("organization_id", o), ("role_id", r)])?;
-        require_role(self.store().reader(), o, r).await
+        let role = self
+            .cached(Key::Role(o.to_owned(), r.to_owned()), || {
+                require_role(self.store().reader(), o, r)
+            })
+            .await?;
+        Ok(Role::clone(&role))
     }
 
     /// A page of roles, optionally of one scope.

@@ -1,6 +1,7 @@
-//! A cache of the roles that apply to `(organization, user, workspace)`,
-//! so CheckPermission answers from memory. It never serves an answer older
-//! than a committed change:
+//! A cache of the hot reads — the roles that apply to `(organization,
+//! user, workspace)` for CheckPermission, single roles for GetRole, and the
+//! roles of a user for ListUserRoles — so they are answered from memory. It
+//! never serves an answer older than a committed change:
 //! - every write that can change a decision holds a [`WriteGuard`] from
 //!   before its transaction begins until after it commits; while any guard
 //!   of an organization is held, its checks bypass the cache;
@@ -12,7 +13,7 @@
 //! with several replicas on PostgreSQL another process may commit changes
 //! this one cannot see, so every check reads the database.
 
-use super::model::Role;
+use super::model::{Role, UserRoles};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
@@ -21,8 +22,35 @@ use std::{
 /// Entries kept at most; past this the cache starts over.
 const MAX_ENTRIES: usize = 100_000;
 
-/// `(organization, user, workspace)`.
-pub type Key = (String, String, Option<String>);
+/// What is cached; the first field is always the organization.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// Roles that apply to `(organization, user, workspace)`.
+    Applicable(String, String, Option<String>),
+    /// One role.
+    Role(String, String),
+    /// The organization roles of a user.
+    UserRoles(String, String),
+}
+
+impl Key {
+    fn organization(&self) -> &str {
+        match self {
+            Self::Applicable(o, ..) | Self::Role(o, _) | Self::UserRoles(o, _) => o,
+        }
+    }
+}
+
+/// A cached answer.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// For [`Key::Applicable`].
+    Roles(Arc<Vec<Role>>),
+    /// For [`Key::Role`].
+    Role(Arc<Role>),
+    /// For [`Key::UserRoles`].
+    UserRoles(Arc<UserRoles>),
+}
 
 #[derive(Debug, Default)]
 struct OrgState {
@@ -33,26 +61,54 @@ struct OrgState {
 #[derive(Debug, Default)]
 struct Inner {
     orgs: HashMap<String, OrgState>,
-    entries: HashMap<Key, (u64, Arc<Vec<Role>>)>,
+    entries: HashMap<Key, (u64, Value)>,
 }
+
+/// A type that can be cached as a [`Value`].
+pub trait Cached: Sized {
+    /// Wraps it.
+    fn wrap(value: Arc<Self>) -> Value;
+    /// Unwraps it, if `value` holds this type.
+    fn unwrap(value: Value) -> Option<Arc<Self>>;
+}
+
+macro_rules! cached_as {
+    ($type:ty, $variant:ident) => {
+        impl Cached for $type {
+            fn wrap(value: Arc<Self>) -> Value {
+                Value::$variant(value)
+            }
+            fn unwrap(value: Value) -> Option<Arc<Self>> {
+                match value {
+                    Value::$variant(inner) => Some(inner),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+cached_as!(Vec<Role>, Roles);
+cached_as!(Role, Role);
+cached_as!(UserRoles, UserRoles);
 
 /// What a lookup found.
 #[derive(Debug)]
 pub enum Lookup {
-    /// The applicable roles, current.
-    Hit(Arc<Vec<Role>>),
+    /// The answer, current.
+    Hit(Value),
     /// Not cached; when `Some`, insert what you load under this version.
     Miss(Option<u64>),
 }
 
 /// The cache; see the module docs.
 #[derive(Debug, Default)]
-pub struct AclCache {
+pub struct ReadCache {
     enabled: bool,
     inner: Mutex<Inner>,
 }
 
-impl AclCache {
+impl ReadCache {
     /// A cache that is used only when `enabled`.
     pub fn new(enabled: bool) -> Self {
         Self {
@@ -87,7 +143,7 @@ impl AclCache {
         let inner = self.lock();
         let (version, writers) = inner
             .orgs
-            .get(&key.0)
+            .get(key.organization())
             .map_or((0, 0), |o| (o.version, o.writers));
         if writers > 0 {
             return Lookup::Miss(None);
@@ -98,12 +154,12 @@ impl AclCache {
         }
     }
 
-    /// Stores `roles` for `key` if nothing was written since `version`.
-    pub fn insert(&self, key: Key, version: u64, roles: Arc<Vec<Role>>) {
+    /// Stores `value` for `key` if nothing was written since `version`.
+    pub fn insert(&self, key: Key, version: u64, value: Value) {
         let mut inner = self.lock();
         let current = inner
             .orgs
-            .get(&key.0)
+            .get(key.organization())
             .map_or((0, 0), |o| (o.version, o.writers));
         if current != (version, 0) {
             return;
@@ -111,14 +167,14 @@ impl AclCache {
         if inner.entries.len() >= MAX_ENTRIES {
             inner.entries.clear();
         }
-        inner.entries.insert(key, (version, roles));
+        inner.entries.insert(key, (version, value));
     }
 }
 
-/// Held across a write transaction; see [`AclCache::writing`].
+/// Held across a write transaction; see [`ReadCache::writing`].
 #[derive(Debug)]
 pub struct WriteGuard {
-    cache: Arc<AclCache>,
+    cache: Arc<ReadCache>,
     organization_id: String,
 }
 
@@ -140,16 +196,20 @@ mod tests {
     use super::*;
 
     fn key() -> Key {
-        ("o".into(), "u".into(), None)
+        Key::Applicable("o".into(), "u".into(), None)
+    }
+
+    fn value() -> Value {
+        Value::Roles(Arc::new(Vec::new()))
     }
 
     #[test]
     fn entries_die_with_every_write() {
-        let cache = Arc::new(AclCache::new(true));
+        let cache = Arc::new(ReadCache::new(true));
         let Lookup::Miss(Some(v)) = cache.lookup(&key()) else {
             panic!("empty cache misses")
         };
-        cache.insert(key(), v, Arc::new(Vec::new()));
+        cache.insert(key(), v, value());
         assert!(matches!(cache.lookup(&key()), Lookup::Hit(_)));
         let guard = cache.writing("o");
         assert!(
@@ -162,19 +222,19 @@ mod tests {
 
     #[test]
     fn a_load_that_overlaps_a_write_is_not_cached() {
-        let cache = Arc::new(AclCache::new(true));
+        let cache = Arc::new(ReadCache::new(true));
         let Lookup::Miss(Some(v)) = cache.lookup(&key()) else {
             panic!("empty cache misses")
         };
         drop(cache.writing("o"));
-        cache.insert(key(), v, Arc::new(Vec::new()));
+        cache.insert(key(), v, value());
         assert!(matches!(cache.lookup(&key()), Lookup::Miss(Some(_))));
     }
 
     #[test]
     fn disabled_cache_never_hits() {
-        let cache = Arc::new(AclCache::new(false));
-        cache.insert(key(), 0, Arc::new(Vec::new()));
+        let cache = Arc::new(ReadCache::new(false));
+        cache.insert(key(), 0, value());
         assert!(matches!(cache.lookup(&key()), Lookup::Miss(None)));
     }
 }
