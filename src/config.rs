@@ -106,7 +106,7 @@ pub struct ServeArgs {
     pub jwt_audience: Option<String>,
 
     /// Number of operation workers in this process.
-    #[arg(long, env = "ROLEKEEPER_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "ROLEKEEPER_WORKERS", default_value_t = 4)]
     pub workers: usize,
 
     /// How long finished operations are kept, e.g. `7d`, `12h`, `90s`.

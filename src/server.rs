@@ -98,7 +98,7 @@ impl ServerSettings {
             jwt_keys: None,
             jwt_issuer: None,
             jwt_audience: None,
-            workers: 2,
+            workers: 4,
             operation_retention: Duration::from_secs(7 * 86_400),
             max_wait: Duration::from_secs(60),
             operation_lease: Duration::from_secs(30),

@@ -14,9 +14,10 @@ use std::{
 /// The HS256 secret the child servers use (32+ bytes).
 pub const SECRET: &str = "process-test-secret-0123456789abcdef";
 
-/// The binary under test.
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_rolekeeper")
+/// The binary under test: `ROLEKEEPER_BIN` when set (CI points it at the
+/// release build), else the one cargo built for these tests.
+pub fn binary() -> String {
+    std::env::var("ROLEKEEPER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rolekeeper").to_owned())
 }
 
 /// A loopback address with a port that was free a moment ago.
