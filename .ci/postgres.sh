@@ -5,7 +5,8 @@
 #   pg_stop                  # stops it and removes the data directory
 set -euo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-PG_PORT=${PG_PORT:-55432}
+# A free loopback port unless PG_PORT is given.
+PG_PORT=${PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 PGDATA_DIR=$(mktemp -d /tmp/rolekeeper-pg.XXXXXX)
 chown postgres:postgres "$PGDATA_DIR"
 run_as_postgres() {
