@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::{net::TcpListener, sync::watch};
-use tonic::{server::NamedService, transport::server::TcpIncoming};
+use tonic::{body::Body, server::NamedService, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 /// Everything [`run`] needs besides the listener.
@@ -244,9 +244,30 @@ fn exempt_from_shedding(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
-impl<S, B, RB> tower::Service<http::Request<B>> for CallService<S>
+/// Largest request message accepted, in bytes (plus the 5-byte gRPC frame
+/// header). Larger ones get `INVALID_ARGUMENT` with the usual details.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a unary request body, refusing more than [`MAX_REQUEST_BYTES`].
+async fn bounded_body(body: Body) -> Result<Body, Error> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BYTES + 5);
+    match limited.collect().await {
+        Ok(collected) => Ok(Body::new(http_body_util::Full::new(collected.to_bytes()))),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(Error::invalid(
+            "request",
+            format!("the message is larger than {MAX_REQUEST_BYTES} bytes"),
+        )),
+        Err(err) => Err(Error::invalid(
+            "request",
+            format!("unreadable request body: {err}"),
+        )),
+    }
+}
+
+impl<S, RB> tower::Service<http::Request<Body>> for CallService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     RB: Default + Send + 'static,
 {
@@ -258,7 +279,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let request_id = request
             .headers()
             .get("x-request-id")
@@ -267,7 +288,15 @@ where
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let method = request.uri().path().to_owned();
-        let slot = if exempt_from_shedding(&method) {
+        let refuse = move |err: Error, request_id: &str| {
+            let mut response = err.into_status(request_id).into_http::<RB>();
+            if let Ok(value) = HeaderValue::from_str(request_id) {
+                response.headers_mut().insert("x-request-id", value);
+            }
+            response
+        };
+        let exempt = exempt_from_shedding(&method);
+        let slot = if exempt {
             None
         } else {
             match self.in_flight.enter() {
@@ -275,10 +304,7 @@ where
                 Err(err) => {
                     tracing::warn!(method, request_id, "overloaded: call refused");
                     metrics::counter!("rolekeeper_rpc_shed_total").increment(1);
-                    let mut response = err.into_status(&request_id).into_http::<RB>();
-                    if let Ok(value) = HeaderValue::from_str(&request_id) {
-                        response.headers_mut().insert("x-request-id", value);
-                    }
+                    let response = refuse(err, &request_id);
                     return Box::pin(async move { Ok(response) });
                 }
             }
@@ -289,9 +315,20 @@ where
             principal: principal.clone(),
         });
         let started = Instant::now();
-        let future = self.inner.call(request);
+        // The instance polled ready is the one to call; keep a fresh clone.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
-            let mut response = future.await?;
+            // Our services are unary: read the message whole, within the limit.
+            // Health and reflection (streaming) pass through untouched.
+            if !exempt {
+                let (parts, body) = request.into_parts();
+                match bounded_body(body).await {
+                    Ok(body) => request = http::Request::from_parts(parts, body),
+                    Err(err) => return Ok(refuse(err, &request_id)),
+                }
+            }
+            let mut response = inner.call(request).await?;
             drop(slot);
             let code = response
                 .headers()

@@ -298,3 +298,32 @@ async fn a_full_operation_queue_refuses_new_operations() {
     assert_eq!(reason(&full), "QUEUE_FULL");
     assert!(full.get_error_details().retry_info().is_some());
 }
+
+#[tokio::test]
+async fn an_oversized_message_is_invalid_argument_with_details() {
+    let server = start(|_| {}).await;
+    list_orgs(&server.channel, "admin").await.expect("up");
+    let refused = RoleServiceClient::new(server.channel.clone())
+        .create_role(authed(
+            v1::CreateRoleRequest {
+                organization_id: "o".into(),
+                role: Some(v1::Role {
+                    name: "big".into(),
+                    description: "x".repeat(5 * 1024 * 1024),
+                    ..Default::default()
+                }),
+            },
+            "admin",
+        ))
+        .await
+        .expect_err("5 MiB is over the limit");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let details = refused.get_error_details();
+    assert_eq!(
+        details
+            .bad_request()
+            .map(|b| b.field_violations[0].field.as_str()),
+        Some("request")
+    );
+    assert!(details.request_info().is_some());
+}
