@@ -1,11 +1,9 @@
 //! Organizations, users and workspaces.
 
 use super::entities::{organization, user, workspace};
+use super::page_after;
 use crate::domain::model::{Organization, User, Workspace};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 impl From<organization::Model> for Organization {
     fn from(m: organization::Model) -> Self {
@@ -71,14 +69,9 @@ pub async fn list_organizations(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Organization>, DbErr> {
-    let mut query = organization::Entity::find();
-    if let Some(after) = after {
-        query = query.filter(organization::Column::OrganizationId.gt(after));
-    }
-    Ok(query
-        .order_by_asc(organization::Column::OrganizationId)
-        .limit(limit)
-        .all(db)
+    let query = organization::Entity::find();
+    let key = organization::Column::OrganizationId;
+    Ok(page_after(db, query, key, after, limit)
         .await?
         .into_iter()
         .map(Into::into)
@@ -123,14 +116,8 @@ pub async fn list_users(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<User>, DbErr> {
-    let mut query = user::Entity::find().filter(user::Column::OrganizationId.eq(organization_id));
-    if let Some(after) = after {
-        query = query.filter(user::Column::UserId.gt(after));
-    }
-    Ok(query
-        .order_by_asc(user::Column::UserId)
-        .limit(limit)
-        .all(db)
+    let query = user::Entity::find().filter(user::Column::OrganizationId.eq(organization_id));
+    Ok(page_after(db, query, user::Column::UserId, after, limit)
         .await?
         .into_iter()
         .map(Into::into)
@@ -230,19 +217,15 @@ pub async fn list_workspaces(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<Workspace>, DbErr> {
-    let mut query =
+    let query =
         workspace::Entity::find().filter(workspace::Column::OrganizationId.eq(organization_id));
-    if let Some(after) = after {
-        query = query.filter(workspace::Column::WorkspaceId.gt(after));
-    }
-    Ok(query
-        .order_by_asc(workspace::Column::WorkspaceId)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect())
+    Ok(
+        page_after(db, query, workspace::Column::WorkspaceId, after, limit)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    )
 }
 
 /// Deletes a workspace; its memberships go with it (cascade).

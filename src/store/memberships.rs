@@ -1,5 +1,6 @@
 //! Workspace memberships and the extra roles they hold.
 
+use super::page_after;
 use super::{
     entities::{membership, membership_role},
     roles::get_roles,
@@ -7,7 +8,7 @@ use super::{
 use crate::domain::model::{BaseRole, Membership};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    sea_query::OnConflict,
 };
 
 /// Inserts a membership without extra roles.
@@ -94,14 +95,7 @@ pub async fn list_memberships(
     if let Some(user_id) = user_id {
         query = query.filter(membership::Column::UserId.eq(user_id));
     }
-    if let Some(after) = after {
-        query = query.filter(membership::Column::MembershipId.gt(after));
-    }
-    let rows = query
-        .order_by_asc(membership::Column::MembershipId)
-        .limit(limit)
-        .all(db)
-        .await?;
+    let rows = page_after(db, query, membership::Column::MembershipId, after, limit).await?;
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
         out.push(hydrate(db, m).await?);

@@ -222,6 +222,23 @@ pub(crate) fn statement(
     sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// Keyset pagination: the rows of `query` whose `key` sorts after `after`,
+/// ordered by `key`, at most `limit`.
+pub(crate) async fn page_after<E: sea_orm::EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: sea_orm::Select<E>,
+    key: E::Column,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<E::Model>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let query = match after {
+        Some(after) => query.filter(key.gt(after)),
+        None => query,
+    };
+    query.order_by_asc(key).limit(limit).all(db).await
+}
+
 /// Shorthand for the backend of any connection.
 pub(crate) fn backend_of(db: &impl ConnectionTrait) -> DbBackend {
     db.get_database_backend()

@@ -1,10 +1,11 @@
 //! Roles, their permissions, and organization-role assignments of users.
 
 use super::entities::{membership, membership_role, permission, role, user_role};
+use super::page_after;
 use crate::domain::model::{Permission, Role, RoleScope};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
+    QueryFilter, QueryOrder, sea_query::OnConflict,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -157,14 +158,7 @@ pub async fn list_roles(
     if let Some(scope) = scope {
         query = query.filter(role::Column::Scope.eq(scope.as_str()));
     }
-    if let Some(after) = after {
-        query = query.filter(role::Column::RoleId.gt(after));
-    }
-    let rows = query
-        .order_by_asc(role::Column::RoleId)
-        .limit(limit)
-        .all(db)
-        .await?;
+    let rows = page_after(db, query, role::Column::RoleId, after, limit).await?;
     hydrate(db, organization_id, rows).await
 }
 
@@ -321,18 +315,14 @@ pub async fn list_role_members(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<String>, DbErr> {
-    let mut query = user_role::Entity::find()
+    let query = user_role::Entity::find()
         .filter(user_role::Column::OrganizationId.eq(organization_id))
         .filter(user_role::Column::RoleId.eq(role_id));
-    if let Some(after) = after {
-        query = query.filter(user_role::Column::UserId.gt(after));
-    }
-    Ok(query
-        .order_by_asc(user_role::Column::UserId)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.user_id)
-        .collect())
+    Ok(
+        page_after(db, query, user_role::Column::UserId, after, limit)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect(),
+    )
 }

@@ -146,7 +146,7 @@ impl PostgresDb {
 }
 
 /// `postgres://u@h:5432/postgres?x=y` with the database replaced by `name`.
-fn replace_database(url: &str, name: &str) -> String {
+pub fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -176,23 +176,10 @@ async fn launch(database_url: &str, workers: usize) -> Running {
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
     let (shutdown, rx) = oneshot::channel::<()>();
-    let settings = rolekeeper::ServerSettings {
-        database_url: database_url.to_owned(),
-        hs256_secret: SECRET.to_vec(),
-        jwt_keys: None,
-        jwt_issuer: None,
-        jwt_audience: None,
-        workers,
-        operation_retention: Duration::from_secs(7 * 86_400),
-        max_wait: MAX_WAIT,
-        operation_lease: Duration::from_secs(30),
-        drain_timeout: Duration::from_secs(5),
-        rate_limit: 0.0,
-        rate_burst: 100.0,
-        max_in_flight: 1024,
-        max_pending_operations: 100_000,
-        tls: None,
-    };
+    let mut settings = rolekeeper::ServerSettings::new(database_url, SECRET);
+    settings.workers = workers;
+    settings.max_wait = MAX_WAIT;
+    settings.drain_timeout = Duration::from_secs(5);
     let mut handle = tokio::spawn(rolekeeper::run(settings, listener, async move {
         let _ = rx.await;
     }));

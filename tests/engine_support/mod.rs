@@ -130,7 +130,7 @@ impl TestDb {
             .expect("CREATE DATABASE");
         let _ = conn.close().await;
         Some(Self {
-            url: replace_database(&admin_url, &name),
+            url: crate::common::replace_database(&admin_url, &name),
             postgres: Some((admin_url, name)),
             _dir: dir,
         })
@@ -166,24 +166,6 @@ impl TestDb {
             let _ = conn.close().await;
         }
     }
-}
-
-/// `postgres://u@h:5432/postgres?x=y` with the database replaced by `name`.
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 /// Settings of a test replica: the defaults of `rolekeeper serve` with the
