@@ -973,6 +973,10 @@ fn logs_name_reasons_but_never_tokens_or_keys() {
     let secret_jwk = json!({"kty": "oct", "k": "dG9wLXNlY3JldC12YWx1ZQ", "kid": "h"});
     let mut tokens = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
+        // Tests running in parallel without a subscriber may have cached
+        // "never" as the interest of the auth callsites; recompute it now
+        // that this thread has a subscriber.
+        tracing::callsite::rebuild_interest_cache();
         let (_dir, path) = key_file(&jwks(&[rsa_jwk(RSA_PUBLIC, "rsa-1"), secret_jwk.clone()]));
         let auth = Authenticator::new(AuthConfig {
             hs256_secret: Some(HS_SECRET.to_vec()),
