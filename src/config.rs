@@ -117,8 +117,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLEKEEPER_MAX_WAIT", default_value = "60s", value_parser = parse_duration)]
     pub max_wait: Duration,
 
-    /// How long a worker's claim on an operation lasts; a replica that dies
-    /// mid-operation frees it after this.
+    /// Lease written on a claimed operation. Workers claim and apply in one
+    /// transaction, so a replica that dies mid-operation frees its work when
+    /// that transaction aborts; the lease is the backstop for a claim that
+    /// somehow stays committed.
     #[arg(long, env = "ROLEKEEPER_OPERATION_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub operation_lease: Duration,
 

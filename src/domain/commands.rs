@@ -512,12 +512,9 @@ async fn plan(conn: &impl ConnectionTrait, command: &Command) -> Result<Vec<Stri
     }
 }
 
-/// Whether `id` is a valid request id (exposed for the idempotency check).
+/// `INVALID_ARGUMENT` unless `request_id` is empty or a UUID (AIP-155).
 pub fn check_request_id(request_id: &str) -> Result<()> {
     let mut check = Checker::new();
     check.request_id("request_id", request_id);
     check.finish()
 }
-
-/// Re-exported so callers need not reach into `validate`.
-pub use validate::non_empty;
