@@ -10,7 +10,7 @@ use super::{
     model::{Membership, RoleMembersChange, RoleScope, UserRef, UserRoles},
     names::{self, types},
     roles::require_role,
-    validate::{self, Checker, MAX_ROLE_IDS, MAX_USERS},
+    validate::{Checker, MAX_ROLE_IDS, MAX_USERS},
 };
 use crate::{
     error::{Error, Result},
