@@ -264,6 +264,15 @@ async fn metrics_health_and_migrate() {
         text.contains("rolekeeper_rpc_duration_seconds_bucket"),
         "{text}"
     );
+    for gauge in [
+        r#"rolekeeper_operations{state="pending"} 0"#,
+        "rolekeeper_operation_queue_depth 0",
+        "rolekeeper_operation_oldest_pending_age_seconds 0",
+        r#"rolekeeper_db_pool_connections{state="idle"}"#,
+        "rolekeeper_database_up 1",
+    ] {
+        assert!(text.contains(gauge), "missing {gauge}:\n{text}");
+    }
 
     drop(server);
     let down = run_binary(dir.path(), &["health", "--addr", &addr], &[]);
