@@ -187,7 +187,10 @@ pub async fn run(
         let _ = drain_rx.wait_for(|started| *started).await;
         tokio::time::sleep(settings.drain_timeout).await;
     };
-    let mut builder = tonic::transport::Server::builder();
+    // Room for oversized bearer tokens to reach authentication, which refuses
+    // them with UNAUTHENTICATED; beyond this HTTP/2 itself answers 431.
+    let mut builder =
+        tonic::transport::Server::builder().http2_max_header_list_size(MAX_HEADER_LIST);
     if let Some(tls) = &settings.tls {
         builder = builder
             .tls_config(tls.server_config()?)
@@ -226,6 +229,9 @@ pub async fn run(
     store.close().await?;
     served
 }
+
+/// Largest request header block accepted, in bytes.
+const MAX_HEADER_LIST: u32 = 64 * 1024;
 
 /// Longest `x-request-id` accepted from a caller; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
