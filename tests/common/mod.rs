@@ -766,28 +766,19 @@ pub fn assert_error(status: &Status, code: Code, reason: &str) -> ErrorDetails {
 /// Asserts INVALID_ARGUMENT with a `BadRequest` violation on `field`.
 #[track_caller]
 pub fn assert_invalid(status: &Status, field: &str) -> ErrorDetails {
-    let details = assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
-    let fields: Vec<&str> = details
-        .bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|v| v.field.as_str())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        fields.contains(&field),
-        "expected a violation on `{field}`, got {fields:?} ({})",
-        status.message()
-    );
-    details
+    assert_violation(status, field, |f| f == field)
 }
 
 /// Asserts INVALID_ARGUMENT with a `BadRequest` violation on a field that
 /// starts with `prefix` (e.g. `role.permissions[1]` for `...[1].name`).
 #[track_caller]
 pub fn assert_invalid_prefix(status: &Status, prefix: &str) -> ErrorDetails {
+    assert_violation(status, &format!("{prefix}..."), |f| f.starts_with(prefix))
+}
+
+/// Asserts INVALID_ARGUMENT with a violation whose field `matches`.
+#[track_caller]
+fn assert_violation(status: &Status, wanted: &str, matches: impl Fn(&str) -> bool) -> ErrorDetails {
     let details = assert_error(status, Code::InvalidArgument, "INVALID_ARGUMENT");
     let fields: Vec<&str> = details
         .bad_request()
@@ -799,8 +790,8 @@ pub fn assert_invalid_prefix(status: &Status, prefix: &str) -> ErrorDetails {
         })
         .unwrap_or_default();
     assert!(
-        fields.iter().any(|f| f.starts_with(prefix)),
-        "expected a violation on `{prefix}...`, got {fields:?} ({})",
+        fields.iter().any(|f| matches(f)),
+        "expected a violation on `{wanted}`, got {fields:?} ({})",
         status.message()
     );
     details
