@@ -1,5 +1,6 @@
 //! The bulk changes that run as long-running operations. Each [`Command`]
-//! is checked once when the RPC accepts it ([`Service::check_command`]) and
+//! is checked once when the RPC accepts it ([`Command::validate`], then
+//! [`Service::check_references`]) and
 //! again inside the worker's transaction ([`Service::apply_command`]), which
 //! applies all of it or, if the world changed, nothing.
 
@@ -367,9 +368,9 @@ pub async fn load_user_roles(conn: &impl ConnectionTrait, o: &str, u: &str) -> R
 }
 
 impl Service {
-    /// Checks a command before it is accepted: shape, then existence.
-    pub async fn check_command(&self, command: &Command) -> Result<()> {
-        command.validate()?;
+    /// Checks, before a command is accepted, that everything it names
+    /// exists and fits. Its shape was checked by [`Command::validate`].
+    pub async fn check_references(&self, command: &Command) -> Result<()> {
         plan(self.store().reader(), command).await.map(drop)
     }
 

@@ -185,7 +185,7 @@ impl Queue {
         if let Some(row) = earlier {
             return same_request(row, &serialized);
         }
-        self.service.check_command(&command).await?;
+        self.service.check_references(&command).await?;
         if db::count_not_done(self.store().reader()).await? >= self.max_pending {
             return Err(Error::Unavailable {
                 reason: "QUEUE_FULL".into(),

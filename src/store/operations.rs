@@ -6,7 +6,7 @@ use super::{backend_of, entities::operation, statement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, UpdateMany,
     sea_query::Expr,
 };
 
@@ -187,6 +187,28 @@ pub async fn claim_next(
     operation::Entity::find().from_raw_sql(stmt).one(db).await
 }
 
+/// An update of operations that drops any worker's claim.
+fn without_lease() -> UpdateMany<operation::Entity> {
+    operation::Entity::update_many()
+        .col_expr(
+            operation::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            operation::Column::LeaseExpires,
+            Expr::value(Option::<i64>::None),
+        )
+}
+
+/// An update that ends operations in `final_state` with `result` at `now`.
+fn ended(final_state: &str, result: String, now: i64) -> UpdateMany<operation::Entity> {
+    without_lease()
+        .col_expr(operation::Column::State, Expr::value(final_state))
+        .col_expr(operation::Column::Done, Expr::value(true))
+        .col_expr(operation::Column::Result, Expr::value(result))
+        .col_expr(operation::Column::EndTime, Expr::value(now))
+}
+
 /// Finishes a running operation held by `worker` unless cancellation was
 /// requested meanwhile. Returns whether the row was updated.
 pub async fn finish(
@@ -198,22 +220,10 @@ pub async fn finish(
     processed_items: i64,
     now: i64,
 ) -> Result<bool, DbErr> {
-    let res = operation::Entity::update_many()
-        .col_expr(operation::Column::State, Expr::value(final_state))
-        .col_expr(operation::Column::Done, Expr::value(true))
-        .col_expr(operation::Column::Result, Expr::value(result))
+    let res = ended(final_state, result, now)
         .col_expr(
             operation::Column::ProcessedItems,
             Expr::value(processed_items),
-        )
-        .col_expr(operation::Column::EndTime, Expr::value(now))
-        .col_expr(
-            operation::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            operation::Column::LeaseExpires,
-            Expr::value(Option::<i64>::None),
         )
         .filter(operation::Column::Id.eq(id))
         .filter(operation::Column::State.eq(state::RUNNING))
@@ -238,20 +248,8 @@ pub async fn cancel(
     } else {
         vec![state::PENDING, state::RUNNING]
     };
-    let res = operation::Entity::update_many()
-        .col_expr(operation::Column::State, Expr::value(state::CANCELLED))
-        .col_expr(operation::Column::Done, Expr::value(true))
+    let res = ended(state::CANCELLED, result, now)
         .col_expr(operation::Column::CancelRequested, Expr::value(true))
-        .col_expr(operation::Column::Result, Expr::value(result))
-        .col_expr(operation::Column::EndTime, Expr::value(now))
-        .col_expr(
-            operation::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            operation::Column::LeaseExpires,
-            Expr::value(Option::<i64>::None),
-        )
         .filter(operation::Column::Id.eq(id))
         .filter(operation::Column::State.is_in(allowed))
         .exec(db)
@@ -298,16 +296,8 @@ pub async fn release_orphaned_claims(store: &super::Store) -> Result<u64, crate:
         return Ok(0);
     }
     let tx = store.write().await?;
-    let res = operation::Entity::update_many()
+    let res = without_lease()
         .col_expr(operation::Column::State, Expr::value(state::PENDING))
-        .col_expr(
-            operation::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            operation::Column::LeaseExpires,
-            Expr::value(Option::<i64>::None),
-        )
         .filter(operation::Column::State.eq(state::RUNNING))
         .exec(&*tx)
         .await?;
