@@ -142,6 +142,7 @@ pub async fn run(
         Service::new(store.clone()),
         settings.operation_lease,
         settings.max_pending_operations,
+        settings.workers > 0,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = operations::spawn_workers(&queue, settings.workers, stop_rx.clone()).await?;

@@ -318,11 +318,7 @@ async fn require_roles(
     role_ids: &[String],
     scope: RoleScope,
 ) -> Result<()> {
-    let roles = db::get_roles(conn, o, role_ids).await?;
-    let scopes: HashMap<&str, RoleScope> = roles
-        .iter()
-        .map(|r| (r.role_id.as_str(), r.scope))
-        .collect();
+    let scopes = db::role_scopes(conn, o, role_ids).await?;
     let mut check = Checker::new();
     for (i, id) in role_ids.iter().enumerate() {
         match scopes.get(id.as_str()) {
@@ -359,11 +355,10 @@ pub async fn require_organization_role(
 
 /// The roles `user_id` holds, with permissions.
 pub async fn load_user_roles(conn: &impl ConnectionTrait, o: &str, u: &str) -> Result<UserRoles> {
-    let ids = db::user_role_ids(conn, o, u).await?;
     Ok(UserRoles {
         organization_id: o.to_owned(),
         user_id: u.to_owned(),
-        roles: db::get_roles(conn, o, &ids).await?,
+        roles: db::roles_of_user(conn, o, u).await?,
     })
 }
 

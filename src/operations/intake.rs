@@ -1,35 +1,53 @@
 //! Group commit for accepted operations: concurrent submissions are queued
 //! to one task that inserts whatever has accumulated in a single
-//! transaction (each insert in a savepoint, so one duplicate request id
-//! fails alone) and answers each submitter only after the commit. Every
-//! operation is still durable before its RPC returns; under load many share
-//! one commit instead of waiting for one each.
+//! transaction (a duplicate request id skips its row alone) and answers
+//! each submitter only after the commit. When this process runs operations,
+//! the same transaction also applies the small ones, so a typical
+//! AssignUserRoles is accepted and done in one commit and its RPC returns
+//! the finished operation. Every operation is durable before its RPC
+//! returns; under load many share one commit instead of waiting for one
+//! each.
 
+use super::runner::{Batch, Ended, Runner};
 use crate::{
     error::{Error, Result},
     store::{
-        self, Store,
-        operations::{self as db, NewOperation},
+        Store,
+        operations::{self as db, Claim, NewOperation},
     },
 };
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use std::{collections::HashMap, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most operations inserted by one transaction.
 const MAX_BATCH: usize = 256;
 
-/// How an insert ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted {
-    /// Committed.
-    Yes,
+/// Operations of at most this many items are applied in the transaction
+/// that accepts them (when this process runs operations); larger ones are
+/// left to the workers, so their RPC returns at once.
+pub const APPLY_ON_ACCEPT_MAX_ITEMS: i64 = 100;
+
+/// How long applying on acceptance may wait for a row lock (PostgreSQL: say,
+/// another replica's transaction holds the user's rows) before it gives up
+/// and leaves the operations to the workers, so that one contended
+/// operation does not hold up every submission of this process.
+const LOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// How a submission ended.
+#[derive(Debug, Clone)]
+pub enum Accepted {
+    /// Committed, waiting for a worker.
+    Pending,
+    /// Committed, and applied (or failed) in the same transaction.
+    Ended(Box<Ended>),
     /// Another operation of this principal already has the request id.
     DuplicateRequestId,
 }
 
 struct Job {
     operation: NewOperation,
-    reply: oneshot::Sender<Result<Inserted>>,
+    reply: oneshot::Sender<Result<Accepted>>,
 }
 
 /// Handle to the intake task.
@@ -47,15 +65,21 @@ impl std::fmt::Debug for Job {
 }
 
 impl Intake {
-    /// Starts the intake task over `store`; it ends when every handle is dropped.
-    pub fn spawn(store: Store) -> Self {
+    /// Starts the intake task over `store`; with a `runner`, it also applies
+    /// small operations as it accepts them. It ends when every handle is
+    /// dropped.
+    pub fn spawn(store: Store, runner: Option<Runner>) -> Self {
         let (jobs, receiver) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(store, receiver));
+        let worker = format!(
+            "intake-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        tokio::spawn(run(store, runner, worker, receiver));
         Self { jobs }
     }
 
     /// Inserts `operation`; returns once it is committed (or refused).
-    pub async fn insert(&self, operation: NewOperation) -> Result<Inserted> {
+    pub async fn insert(&self, operation: NewOperation) -> Result<Accepted> {
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Unavailable {
             reason: "SHUTTING_DOWN".into(),
@@ -70,7 +94,12 @@ impl Intake {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Job>) {
+async fn run(
+    store: Store,
+    runner: Option<Runner>,
+    worker: String,
+    mut receiver: mpsc::Receiver<Job>,
+) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -79,7 +108,7 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match insert_all(&store, &batch).await {
+        match accept_all(&store, runner.as_ref(), &worker, &batch).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
@@ -94,24 +123,82 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
-async fn insert_all(store: &Store, batch: &[Job]) -> Result<Vec<Inserted>> {
+/// Inserts every job's operation in one transaction, then, with a
+/// `runner`, applies the small ones in acceptance order (each only if no
+/// earlier operation on its target is unfinished), and commits once.
+async fn accept_all(
+    store: &Store,
+    runner: Option<&Runner>,
+    worker: &str,
+    batch: &[Job],
+) -> Result<Vec<Accepted>> {
     let tx = store.write().await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut inserted = Vec::with_capacity(batch.len());
     for job in batch {
-        let savepoint = tx.begin().await?;
-        match db::insert(&savepoint, job.operation.clone()).await {
-            Ok(()) => {
-                db::notify(&savepoint, db::SUBMITTED_CHANNEL, &job.operation.id).await?;
-                savepoint.commit().await?;
-                outcomes.push(Inserted::Yes);
+        inserted.push(db::insert(&*tx, job.operation.clone()).await?);
+    }
+    let mut ran = Batch::default();
+    if let Some(runner) = runner {
+        let applying = tx.begin().await?;
+        db::limit_lock_wait(&applying, LOCK_WAIT).await?;
+        let small = batch.iter().zip(&inserted).filter(|(job, inserted)| {
+            **inserted && job.operation.requested_items <= APPLY_ON_ACCEPT_MAX_ITEMS
+        });
+        match apply(
+            runner,
+            &applying,
+            worker,
+            small.map(|(job, _)| job),
+            &mut ran,
+        )
+        .await
+        {
+            Ok(()) => applying.commit().await?,
+            Err(err) => {
+                // Accepting must not fail because applying did (a lock
+                // held too long, a busy database): the operations stay
+                // pending for the workers.
+                tracing::warn!(%err, "applying on acceptance failed; leaving it to the workers");
+                applying.rollback().await?;
+                ran = Batch::default();
             }
-            Err(err) if store::is_unique_violation(&err) => {
-                savepoint.rollback().await?;
-                outcomes.push(Inserted::DuplicateRequestId);
-            }
-            Err(err) => return Err(err.into()),
         }
     }
+    let accepted = inserted.iter().filter(|i| **i).count();
+    if ran.len() < accepted {
+        db::notify(&*tx, db::SUBMITTED_CHANNEL, "").await?;
+    }
     tx.commit().await?;
-    Ok(outcomes)
+    let mut ended: HashMap<String, Ended> = match runner {
+        Some(runner) => runner
+            .committed(ran)
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect(),
+        None => HashMap::new(),
+    };
+    Ok(batch
+        .iter()
+        .zip(inserted)
+        .map(|(job, inserted)| match ended.remove(&job.operation.id) {
+            Some(e) => Accepted::Ended(Box::new(e)),
+            None if inserted => Accepted::Pending,
+            None => Accepted::DuplicateRequestId,
+        })
+        .collect())
+}
+
+async fn apply<'a>(
+    runner: &Runner,
+    tx: &DatabaseTransaction,
+    worker: &str,
+    jobs: impl Iterator<Item = &'a Job>,
+    ran: &mut Batch,
+) -> Result<()> {
+    for job in jobs {
+        runner
+            .run(tx, Claim::Id(&job.operation.id), worker, ran)
+            .await?;
+    }
+    Ok(())
 }

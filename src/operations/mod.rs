@@ -4,13 +4,17 @@
 //! row's completion (so nothing is applied twice), and wake `WaitOperation`
 //! callers. Finished rows are removed after the retention period.
 
+mod backlog;
 pub mod filter;
 mod intake;
+mod runner;
 mod worker;
 
 pub use worker::{Workers, spawn_listener, spawn_retention, spawn_workers};
 
-use intake::{Inserted, Intake};
+use backlog::Backlog;
+use intake::{Accepted, Intake};
+use runner::{Ended, Runner};
 
 use crate::{
     domain::{
@@ -27,8 +31,8 @@ use crate::{
         operations::{self as db, ListFilter, NewOperation, OperationRow},
     },
 };
-use std::{sync::Arc, time::Duration};
-use tokio::sync::{Notify, broadcast};
+use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// How long an idle worker sleeps before looking for work it was not told
 /// about (operations accepted by another replica, lapsed leases).
@@ -95,6 +99,18 @@ impl Operation {
         }
     }
 
+    /// The operation once `ended` in the transaction that accepted it.
+    fn ended(self, ended: Ended) -> Self {
+        Self {
+            done: true,
+            processed_items: ended.processed_items,
+            start_time: ended.start_time,
+            end_time: Some(ended.end_time),
+            result: Some(ended.result),
+            ..self
+        }
+    }
+
     fn from_row(row: OperationRow) -> Result<Self> {
         let result = row
             .result
@@ -125,44 +141,38 @@ impl Operation {
 /// Accepts, reads, cancels, deletes and waits for operations.
 #[derive(Clone, Debug)]
 pub struct Queue {
-    service: Service,
-    /// A claim lapses after this long, letting another worker (or replica)
-    /// take over an operation whose worker died.
-    lease: Duration,
-    /// Submissions are refused while this many operations are not done.
+    runner: Runner,
+    /// Submissions are refused while about this many operations are not done.
     max_pending: u64,
-    wake_workers: Arc<Notify>,
-    completed: broadcast::Sender<String>,
+    backlog: Backlog,
     intake: Intake,
 }
 
 impl Queue {
-    /// A queue over `service`'s store whose claims last `lease`.
-    pub fn new(service: Service, lease: Duration, max_pending: u64) -> Self {
-        let (completed, _) = broadcast::channel(1024);
-        let intake = Intake::spawn(service.store().clone());
+    /// A queue over `service`'s store whose claims last `lease`. With
+    /// `apply_on_accept`, small operations are applied in the transaction
+    /// that accepts them; give it when this process runs workers.
+    pub fn new(service: Service, lease: Duration, max_pending: u64, apply_on_accept: bool) -> Self {
+        let runner = Runner::new(service, lease);
+        let intake = Intake::spawn(
+            runner.service().store().clone(),
+            apply_on_accept.then(|| runner.clone()),
+        );
         Self {
-            intake,
-            service,
-            lease,
+            runner,
             max_pending,
-            wake_workers: Arc::new(Notify::new()),
-            completed,
+            backlog: Backlog::default(),
+            intake,
         }
     }
 
     /// The domain service.
     pub fn service(&self) -> &Service {
-        &self.service
+        self.runner.service()
     }
 
     fn store(&self) -> &store::Store {
-        self.service.store()
-    }
-
-    /// Tells waiters that operation `id` finished.
-    fn announce(&self, id: &str) {
-        let _ = self.completed.send(id.to_owned());
+        self.service().store()
     }
 
     /// Accepts `command` from `principal`: validates and checks it, then
@@ -185,8 +195,12 @@ impl Queue {
         if let Some(row) = earlier {
             return same_request(row, &serialized);
         }
-        self.service.check_references(&command).await?;
-        if db::count_not_done(self.store().reader()).await? >= self.max_pending {
+        self.service().check_references(&command).await?;
+        if self
+            .backlog
+            .at_least(self.store(), self.max_pending)
+            .await?
+        {
             return Err(Error::Unavailable {
                 reason: "QUEUE_FULL".into(),
                 message: "too many operations are waiting; retry later".into(),
@@ -207,11 +221,13 @@ impl Queue {
         };
         let accepted = Operation::accepted(&new);
         match self.intake.insert(new).await? {
-            Inserted::Yes => {
-                self.wake_workers.notify_one();
+            Accepted::Pending => {
+                self.backlog.add(1);
+                self.runner.wake_workers.notify_one();
                 Ok(accepted)
             }
-            Inserted::DuplicateRequestId => {
+            Accepted::Ended(ended) => Ok(accepted.ended(*ended)),
+            Accepted::DuplicateRequestId => {
                 let row = db::find_by_request_id(self.store().reader(), principal, request_id)
                     .await?
                     .ok_or_else(|| Error::internal("request id vanished"))?;
@@ -267,7 +283,7 @@ impl Queue {
         }
         tx.commit().await?;
         if ended {
-            self.announce(id);
+            self.runner.announce(id);
         }
         Ok(())
     }
@@ -289,7 +305,7 @@ impl Queue {
     /// Waits until the operation is done or `timeout` passes; returns its
     /// latest state. Woken by the worker that finishes it.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<Operation> {
-        let mut completed = self.completed.subscribe();
+        let mut completed = self.runner.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let op = self.get(id).await?;

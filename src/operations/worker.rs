@@ -1,39 +1,16 @@
 //! Workers that run pending operations, and the retention sweeper.
 
-use super::{POLL_INTERVAL, Queue};
+use super::{POLL_INTERVAL, Queue, runner::Batch};
 use crate::{
-    domain::{
-        commands::{Command, Outcome},
-        now_micros,
-    },
-    error::{Error, Result},
-    store::{
-        WriteTx,
-        operations::{self as db, state},
-    },
+    domain::now_micros,
+    error::Result,
+    store::operations::{self as db, Claim},
 };
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
 
 /// Most operations one worker runs in one transaction.
 const BATCH: usize = 32;
-
-/// How a claimed operation ended.
-enum Finished {
-    Succeeded,
-    Cancelled,
-    Failed,
-}
-
-impl Finished {
-    fn label(&self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Cancelled => "cancelled",
-            Self::Failed => "failed",
-        }
-    }
-}
 
 /// Running worker tasks.
 #[derive(Debug)]
@@ -68,7 +45,7 @@ pub async fn spawn_workers(
         tasks.spawn(async move { queue.work(name, shutdown).await });
     }
     if count > 0 {
-        queue.wake_workers.notify_one();
+        queue.runner.wake_workers.notify_one();
     }
     Ok(Workers { tasks })
 }
@@ -101,8 +78,8 @@ pub fn spawn_listener(
             loop {
                 tokio::select! {
                     received = listener.recv() => match received {
-                        Ok(note) if note.channel() == db::FINISHED_CHANNEL => queue.announce(note.payload()),
-                        Ok(_) => queue.wake_workers.notify_one(),
+                        Ok(note) if note.channel() == db::FINISHED_CHANNEL => queue.runner.announce(note.payload()),
+                        Ok(_) => queue.runner.wake_workers.notify_one(),
                         Err(err) => {
                             tracing::warn!(%err, "lost the notification connection; reconnecting");
                             break;
@@ -160,7 +137,7 @@ impl Queue {
                 }
             };
             tokio::select! {
-                () = self.wake_workers.notified() => {}
+                () = self.runner.wake_workers.notified() => {}
                 () = tokio::time::sleep(pause) => {}
                 _ = shutdown.wait_for(|stop| *stop) => {}
             }
@@ -168,116 +145,25 @@ impl Queue {
     }
 
     /// Claims and runs up to [`BATCH`] runnable operations in one
-    /// transaction (group commit: one commit for the batch). Each operation
-    /// is applied inside a savepoint together with its completion, so one
-    /// that fails rolls back alone and is recorded as failed; a database
-    /// failure rolls back the whole batch, leaving every operation pending.
-    /// Returns how many operations finished.
+    /// transaction (group commit: one commit for the batch); see
+    /// [`Runner`](super::runner::Runner) for how each is applied. Returns
+    /// how many operations finished.
     pub async fn run_batch(&self, worker: &str) -> Result<usize> {
         let tx = self.store().write().await?;
-        let mut finished = Vec::new();
-        let mut acl_guards = Vec::new();
-        while finished.len() < BATCH {
-            let now = now_micros();
-            let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
-            let Some(row) = db::claim_next(&*tx, worker, now, lease_until).await? else {
-                break;
-            };
-            let started = std::time::Instant::now();
-            let outcome = match serde_json::from_str::<Command>(&row.command) {
-                Ok(command) => {
-                    acl_guards.push(self.service().acl_write(command.organization_id()));
-                    self.apply(&tx, &row, worker, &command, now).await?
-                }
-                Err(err) => {
-                    let err = Error::internal(format!("unreadable command: {err}"));
-                    self.record_failure(&tx, &row.id, worker, &err).await?
-                }
-            };
-            db::notify(&*tx, db::FINISHED_CHANNEL, &row.id).await?;
-            metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => outcome.label())
-                .record(started.elapsed().as_secs_f64());
-            finished.push(row.id);
-        }
-        if finished.is_empty() {
+        let mut batch = Batch::default();
+        while batch.len() < BATCH
+            && self
+                .runner
+                .run(&tx, Claim::Next, worker, &mut batch)
+                .await?
+        {}
+        if batch.len() == 0 {
             return Ok(0);
         }
         tx.commit().await?;
-        drop(acl_guards);
-        for id in &finished {
-            self.announce(id);
-        }
+        let finished = self.runner.committed(batch).len();
         // More may be runnable: let another idle worker look.
-        self.wake_workers.notify_one();
-        Ok(finished.len())
-    }
-
-    /// Applies `command` and completes its operation inside a savepoint of
-    /// `tx`. A command that fails is rolled back and recorded as failed;
-    /// database failures propagate (and roll back the whole batch).
-    async fn apply(
-        &self,
-        tx: &WriteTx,
-        row: &db::OperationRow,
-        worker: &str,
-        command: &Command,
-        now: i64,
-    ) -> Result<Finished> {
-        let savepoint = sea_orm::TransactionTrait::begin(&**tx).await?;
-        match self.service().apply_command(&savepoint, command, now).await {
-            Ok(outcome) => {
-                let result =
-                    serde_json::to_string(&Ok::<_, Error>(outcome)).map_err(Error::internal)?;
-                let state = state::SUCCEEDED;
-                if db::finish(
-                    &savepoint,
-                    &row.id,
-                    worker,
-                    state,
-                    result,
-                    row.requested_items,
-                    now_micros(),
-                )
-                .await?
-                {
-                    savepoint.commit().await?;
-                    Ok(Finished::Succeeded)
-                } else {
-                    // Cancellation was requested while it was claimed.
-                    savepoint.rollback().await?;
-                    self.cancel_claimed(tx, &row.id).await?;
-                    Ok(Finished::Cancelled)
-                }
-            }
-            Err(err @ Error::Unavailable { .. }) => Err(err),
-            Err(err) => {
-                savepoint.rollback().await?;
-                self.record_failure(tx, &row.id, worker, &err).await
-            }
-        }
-    }
-
-    /// Ends a claimed operation with `err` (or cancelled, if that was asked).
-    async fn record_failure(
-        &self,
-        tx: &WriteTx,
-        id: &str,
-        worker: &str,
-        err: &Error,
-    ) -> Result<Finished> {
-        let result = serde_json::to_string(&Err::<Outcome, _>(err)).map_err(Error::internal)?;
-        if db::finish(&**tx, id, worker, state::FAILED, result, 0, now_micros()).await? {
-            Ok(Finished::Failed)
-        } else {
-            self.cancel_claimed(tx, id).await?;
-            Ok(Finished::Cancelled)
-        }
-    }
-
-    async fn cancel_claimed(&self, tx: &WriteTx, id: &str) -> Result<()> {
-        let cancelled = serde_json::to_string(&Err::<Outcome, Error>(Error::Cancelled))
-            .map_err(Error::internal)?;
-        db::cancel(&**tx, id, cancelled, now_micros(), false).await?;
-        Ok(())
+        self.runner.wake_workers.notify_one();
+        Ok(finished)
     }
 }

@@ -172,28 +172,49 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
-/// Maps a database error that no query handled itself: lost connections are
-/// `UNAVAILABLE` (retryable), everything else `INTERNAL`.
+/// Maps a database error that no query handled itself: lost connections
+/// and contention (a lock wait that timed out, a deadlock, a busy SQLite
+/// file) are `UNAVAILABLE` (retryable), everything else `INTERNAL`.
 pub fn classify_db_error(err: DbErr) -> Error {
-    let unavailable = match &err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            use sea_orm::sqlx::Error as E;
-            matches!(
-                e,
-                E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed
-            )
-        }
-        _ => false,
+    let sqlx_error = match &err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => None,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(e),
+        _ => return Error::internal(err),
     };
-    if unavailable {
-        Error::Unavailable {
-            reason: "DATABASE_UNAVAILABLE".into(),
-            message: "the database is unavailable; retry later".into(),
-            retry_after: Duration::from_secs(1),
+    let (reason, message) = match sqlx_error {
+        None => UNAVAILABLE,
+        Some(e) => {
+            use sea_orm::sqlx::Error as E;
+            match e {
+                E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => UNAVAILABLE,
+                E::Database(db) if db.code().is_some_and(|code| is_contention(&code)) => BUSY,
+                _ => return Error::internal(err),
+            }
         }
-    } else {
-        Error::internal(err)
+    };
+    Error::Unavailable {
+        reason: reason.into(),
+        message: message.into(),
+        retry_after: Duration::from_secs(1),
+    }
+}
+
+const UNAVAILABLE: (&str, &str) = (
+    "DATABASE_UNAVAILABLE",
+    "the database is unavailable; retry later",
+);
+const BUSY: (&str, &str) = ("DATABASE_BUSY", "the database is busy; retry later");
+
+/// PostgreSQL `lock_not_available`, `serialization_failure` and
+/// `deadlock_detected` (SQLSTATEs are five characters); SQLite
+/// `SQLITE_BUSY` and `SQLITE_LOCKED` with their extended codes (numbers
+/// below 10,000).
+fn is_contention(code: &str) -> bool {
+    match code.len() {
+        5 => matches!(code, "55P03" | "40001" | "40P01"),
+        _ => code
+            .parse::<u32>()
+            .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6)),
     }
 }
 
@@ -242,4 +263,19 @@ pub(crate) async fn page_after<E: sea_orm::EntityTrait>(
 /// Shorthand for the backend of any connection.
 pub(crate) fn backend_of(db: &impl ConnectionTrait) -> DbBackend {
     db.get_database_backend()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_contention;
+
+    #[test]
+    fn contention_codes_of_both_backends() {
+        for code in ["55P03", "40001", "40P01", "5", "6", "261", "517", "262"] {
+            assert!(is_contention(code), "{code}");
+        }
+        for code in ["23505", "08006", "57014", "19", "2067", "1"] {
+            assert!(!is_contention(code), "{code}");
+        }
+    }
 }

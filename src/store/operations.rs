@@ -7,7 +7,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, UpdateMany,
-    sea_query::Expr,
+    sea_query::{Expr, OnConflict},
 };
 
 pub use operation::Model as OperationRow;
@@ -51,9 +51,10 @@ pub struct NewOperation {
     pub create_time: i64,
 }
 
-/// Inserts a pending operation.
-pub async fn insert(db: &impl ConnectionTrait, op: NewOperation) -> Result<(), DbErr> {
-    operation::Entity::insert(operation::ActiveModel {
+/// Inserts a pending operation. Returns `false`, inserting nothing, when
+/// the principal already has an operation with its request id.
+pub async fn insert(db: &impl ConnectionTrait, op: NewOperation) -> Result<bool, DbErr> {
+    let inserted = operation::Entity::insert(operation::ActiveModel {
         seq: NotSet,
         id: Set(op.id),
         organization_id: Set(op.organization_id),
@@ -75,9 +76,10 @@ pub async fn insert(db: &impl ConnectionTrait, op: NewOperation) -> Result<(), D
         start_time: Set(None),
         end_time: Set(None),
     })
+    .on_conflict(OnConflict::new().do_nothing().to_owned())
     .exec_without_returning(db)
-    .await
-    .map(drop)
+    .await?;
+    Ok(inserted == 1)
 }
 
 /// One operation by id.
@@ -145,12 +147,22 @@ pub async fn list(
         .await
 }
 
-/// Claims the oldest runnable operation for `worker` until `lease_until`.
-/// Runnable: pending, or running under a lapsed lease, and no earlier
-/// unfinished operation on the same target (which keeps each target's
-/// operations in acceptance order).
-pub async fn claim_next(
+/// Which operation a claim takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Claim<'a> {
+    /// The oldest runnable one.
+    Next,
+    /// This one, if it is runnable.
+    Id(&'a str),
+}
+
+/// Claims an operation for `worker` until `lease_until`. Runnable: pending,
+/// or running under a lapsed lease, and no earlier unfinished operation on
+/// the same target (which keeps each target's operations in acceptance
+/// order).
+pub async fn claim(
     db: &impl ConnectionTrait,
+    which: Claim<'_>,
     worker: &str,
     now: i64,
     lease_until: i64,
@@ -161,29 +173,25 @@ pub async fn claim_next(
     } else {
         ""
     };
+    let (only, id) = match which {
+        Claim::Next => ("", None),
+        Claim::Id(id) => ("o.id = ? AND ", Some(id)),
+    };
     let sql = format!(
         "UPDATE operations SET state = 'running', lease_owner = ?, lease_expires = ?, \
            start_time = COALESCE(start_time, ?) \
          WHERE seq = (SELECT o.seq FROM operations o \
-             WHERE (o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
+             WHERE {only}(o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
                AND NOT EXISTS (SELECT 1 FROM operations p \
                    WHERE p.target = o.target AND p.seq < o.seq AND p.done = ?) \
              ORDER BY o.seq LIMIT 1{lock}) \
            AND (state = 'pending' OR (state = 'running' AND lease_expires < ?)) \
          RETURNING *"
     );
-    let stmt = statement(
-        backend,
-        &sql,
-        vec![
-            worker.into(),
-            lease_until.into(),
-            now.into(),
-            now.into(),
-            false.into(),
-            now.into(),
-        ],
-    );
+    let mut values = vec![worker.into(), lease_until.into(), now.into()];
+    values.extend(id.map(Into::into));
+    values.extend([now.into(), false.into(), now.into()]);
+    let stmt = statement(backend, &sql, values);
     operation::Entity::find().from_raw_sql(stmt).one(db).await
 }
 
@@ -371,6 +379,24 @@ pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> 
         backend,
         "SELECT pg_notify(?, ?)",
         vec![channel.into(), payload.into()],
+    ))
+    .await
+    .map(drop)
+}
+
+/// Bounds how long the rest of the transaction waits for a row lock
+/// (PostgreSQL; SQLite has one writer and no row locks). A statement that
+/// would wait longer fails instead.
+pub async fn limit_lock_wait(
+    db: &impl ConnectionTrait,
+    limit: std::time::Duration,
+) -> Result<(), DbErr> {
+    if backend_of(db) != DbBackend::Postgres {
+        return Ok(());
+    }
+    db.execute_unprepared(&format!(
+        "SET LOCAL lock_timeout = {}",
+        limit.as_millis().max(1)
     ))
     .await
     .map(drop)

@@ -4,10 +4,12 @@ use super::entities::{membership, membership_role, permission, role, user_role};
 use super::page_after;
 use crate::domain::model::{Permission, Role, RoleScope};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{OnConflict, Query},
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Rows per multi-row statement: stays far below every backend's parameter limit.
 const CHUNK: usize = 500;
@@ -199,21 +201,52 @@ pub async fn holder_counts(
     Ok((users, extra, base))
 }
 
-/// Ids of the organization roles `user_id` holds, sorted.
-pub async fn user_role_ids(
+/// The organization roles `user_id` holds, with permissions, ordered by id.
+pub async fn roles_of_user(
     db: &impl ConnectionTrait,
     organization_id: &str,
     user_id: &str,
-) -> Result<Vec<String>, DbErr> {
-    Ok(user_role::Entity::find()
-        .filter(user_role::Column::OrganizationId.eq(organization_id))
-        .filter(user_role::Column::UserId.eq(user_id))
-        .order_by_asc(user_role::Column::RoleId)
+) -> Result<Vec<Role>, DbErr> {
+    let held = Query::select()
+        .column(user_role::Column::RoleId)
+        .from(user_role::Entity)
+        .and_where(user_role::Column::OrganizationId.eq(organization_id))
+        .and_where(user_role::Column::UserId.eq(user_id))
+        .to_owned();
+    let rows = role::Entity::find()
+        .filter(role::Column::OrganizationId.eq(organization_id))
+        .filter(role::Column::RoleId.in_subquery(held))
+        .order_by_asc(role::Column::RoleId)
         .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.role_id)
-        .collect())
+        .await?;
+    hydrate(db, organization_id, rows).await
+}
+
+/// The scopes of the roles among `role_ids` that exist, without their
+/// permissions.
+pub async fn role_scopes(
+    db: &impl ConnectionTrait,
+    organization_id: &str,
+    role_ids: &[String],
+) -> Result<HashMap<String, RoleScope>, DbErr> {
+    let mut scopes = HashMap::with_capacity(role_ids.len());
+    for chunk in role_ids.chunks(CHUNK) {
+        let rows: Vec<(String, String)> = role::Entity::find()
+            .select_only()
+            .column(role::Column::RoleId)
+            .column(role::Column::Scope)
+            .filter(role::Column::OrganizationId.eq(organization_id))
+            .filter(role::Column::RoleId.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (role_id, scope) in rows {
+            let scope = RoleScope::parse(&scope)
+                .ok_or_else(|| DbErr::Custom(format!("bad scope `{scope}`")))?;
+            scopes.insert(role_id, scope);
+        }
+    }
+    Ok(scopes)
 }
 
 /// Inserts `(user, role)` pairs, skipping those that exist.

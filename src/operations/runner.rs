@@ -1,0 +1,230 @@
+//! Runs claimed operations inside a caller's write transaction. Shared by
+//! the workers (which claim the oldest runnable operations) and by the
+//! intake (which runs a small operation in the transaction that accepts
+//! it). Each operation is applied in a savepoint together with its
+//! completion, so one that fails rolls back alone and is recorded as
+//! failed; a database failure propagates and rolls the whole transaction
+//! back, leaving every operation in it pending.
+
+use crate::{
+    domain::{
+        Service,
+        commands::{Command, Outcome},
+        now_micros,
+        read_cache::WriteGuard,
+    },
+    error::{Error, Result},
+    store::operations::{self as db, Claim, OperationRow, state},
+};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{Notify, broadcast};
+
+/// How a claimed operation ended, as its row records it.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    /// The operation.
+    pub id: String,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub state: &'static str,
+    /// Its response or error.
+    pub result: Result<Outcome, Error>,
+    /// Items processed.
+    pub processed_items: i64,
+    /// When it was first claimed.
+    pub start_time: Option<i64>,
+    /// When it ended.
+    pub end_time: i64,
+}
+
+/// The operations ended in one transaction, and the read-cache guards to
+/// hold until it has committed.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ended: Vec<Ended>,
+    guards: Vec<WriteGuard>,
+}
+
+impl Batch {
+    /// Operations ended so far.
+    pub fn len(&self) -> usize {
+        self.ended.len()
+    }
+}
+
+/// Claims and applies operations; wakes workers and `WaitOperation` callers.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    service: Service,
+    /// A claim lapses after this long, letting another worker (or replica)
+    /// take over an operation whose worker died.
+    lease: Duration,
+    pub(super) wake_workers: Arc<Notify>,
+    completed: broadcast::Sender<String>,
+}
+
+impl Runner {
+    /// A runner over `service` whose claims last `lease`.
+    pub fn new(service: Service, lease: Duration) -> Self {
+        let (completed, _) = broadcast::channel(1024);
+        Self {
+            service,
+            lease,
+            wake_workers: Arc::new(Notify::new()),
+            completed,
+        }
+    }
+
+    /// The domain service.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Tells waiters that operation `id` finished.
+    pub fn announce(&self, id: &str) {
+        let _ = self.completed.send(id.to_owned());
+    }
+
+    /// Completions, for `WaitOperation`.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.completed.subscribe()
+    }
+
+    /// Claims `which` in `tx` for `worker` and runs it to its end, adding it
+    /// to `batch`. Returns `false` when nothing was runnable.
+    pub async fn run(
+        &self,
+        tx: &DatabaseTransaction,
+        which: Claim<'_>,
+        worker: &str,
+        batch: &mut Batch,
+    ) -> Result<bool> {
+        let now = now_micros();
+        let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
+        let Some(row) = db::claim(tx, which, worker, now, lease_until).await? else {
+            return Ok(false);
+        };
+        let started = std::time::Instant::now();
+        let ended = match serde_json::from_str::<Command>(&row.command) {
+            Ok(command) => {
+                batch
+                    .guards
+                    .push(self.service.acl_write(command.organization_id()));
+                self.apply(tx, &row, worker, &command).await?
+            }
+            Err(err) => {
+                let err = Error::internal(format!("unreadable command: {err}"));
+                self.record_failure(tx, &row, worker, err).await?
+            }
+        };
+        db::notify(tx, db::FINISHED_CHANNEL, &row.id).await?;
+        metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => ended.state)
+            .record(started.elapsed().as_secs_f64());
+        batch.ended.push(ended);
+        Ok(true)
+    }
+
+    /// Call once the transaction of `batch` has committed: releases its
+    /// cache guards and wakes the waiters of its operations.
+    pub fn committed(&self, batch: Batch) -> Vec<Ended> {
+        drop(batch.guards);
+        for ended in &batch.ended {
+            self.announce(&ended.id);
+        }
+        batch.ended
+    }
+
+    /// Applies `command` and completes its operation inside a savepoint of
+    /// `tx`. A command that fails is rolled back and recorded as failed;
+    /// database failures propagate.
+    async fn apply(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &OperationRow,
+        worker: &str,
+        command: &Command,
+    ) -> Result<Ended> {
+        let savepoint = tx.begin().await?;
+        let outcome = match self
+            .service
+            .apply_command(&savepoint, command, now_micros())
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(err @ Error::Unavailable { .. }) => return Err(err),
+            Err(err) => {
+                savepoint.rollback().await?;
+                return self.record_failure(tx, row, worker, err).await;
+            }
+        };
+        let result = Ok(outcome);
+        let serialized = serde_json::to_string(&result).map_err(Error::internal)?;
+        let end_time = now_micros();
+        let finished = db::finish(
+            &savepoint,
+            &row.id,
+            worker,
+            state::SUCCEEDED,
+            serialized,
+            row.requested_items,
+            end_time,
+        )
+        .await?;
+        if !finished {
+            // Cancellation was requested while it was claimed.
+            savepoint.rollback().await?;
+            return self.cancel_claimed(tx, row).await;
+        }
+        savepoint.commit().await?;
+        Ok(Ended {
+            id: row.id.clone(),
+            state: state::SUCCEEDED,
+            result,
+            processed_items: row.requested_items,
+            start_time: row.start_time,
+            end_time,
+        })
+    }
+
+    /// Ends a claimed operation with `err` (or cancelled, if that was asked).
+    async fn record_failure(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &OperationRow,
+        worker: &str,
+        err: Error,
+    ) -> Result<Ended> {
+        let result = Err(err);
+        let serialized =
+            serde_json::to_string(&result.as_ref().map(drop)).map_err(Error::internal)?;
+        let end_time = now_micros();
+        if db::finish(tx, &row.id, worker, state::FAILED, serialized, 0, end_time).await? {
+            Ok(Ended {
+                id: row.id.clone(),
+                state: state::FAILED,
+                result,
+                processed_items: 0,
+                start_time: row.start_time,
+                end_time,
+            })
+        } else {
+            self.cancel_claimed(tx, row).await
+        }
+    }
+
+    async fn cancel_claimed(&self, tx: &DatabaseTransaction, row: &OperationRow) -> Result<Ended> {
+        let result = Err(Error::Cancelled);
+        let serialized =
+            serde_json::to_string(&result.as_ref().map(drop)).map_err(Error::internal)?;
+        let end_time = now_micros();
+        db::cancel(tx, &row.id, serialized, end_time, false).await?;
+        Ok(Ended {
+            id: row.id.clone(),
+            state: state::CANCELLED,
+            result,
+            processed_items: 0,
+            start_time: row.start_time,
+            end_time,
+        })
+    }
+}
