@@ -9,7 +9,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial)]
+        vec![Box::new(Initial), Box::new(PermissionsInRoles)]
     }
 }
 
@@ -509,5 +509,60 @@ impl MigrationTrait for Initial {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Moves each role's permissions into a JSON column of its row, so that a
+/// role (or all roles of a user) is read in one query without a join.
+struct PermissionsInRoles;
+
+impl MigrationName for PermissionsInRoles {
+    fn name(&self) -> &str {
+        "m20261123_000002_permissions_in_roles"
+    }
+}
+
+#[derive(DeriveIden)]
+enum RolePermissions {
+    Permissions,
+}
+
+/// Fills `roles.permissions` from the `permissions` rows, in position order.
+const BACKFILL_SQLITE: &str = "UPDATE roles SET permissions = (\
+    SELECT json_group_array(json_object('name', p.name, 'description', p.description, \
+        'access', CASE WHEN p.access THEN json('true') ELSE json('false') END)) \
+    FROM (SELECT * FROM permissions \
+        WHERE organization_id = roles.organization_id AND role_id = roles.role_id \
+        ORDER BY position) p)";
+const BACKFILL_POSTGRES: &str = "UPDATE roles r SET permissions = COALESCE((\
+    SELECT json_agg(json_build_object('name', p.name, 'description', p.description, \
+        'access', p.access) ORDER BY p.position)::text \
+    FROM permissions p \
+    WHERE p.organization_id = r.organization_id AND p.role_id = r.role_id), '[]')";
+
+#[async_trait::async_trait]
+impl MigrationTrait for PermissionsInRoles {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Roles::Table)
+                    .add_column(
+                        ColumnDef::new(RolePermissions::Permissions)
+                            .text()
+                            .not_null()
+                            .default("[]"),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        let backfill = match manager.get_database_backend() {
+            sea_orm::DbBackend::Postgres => BACKFILL_POSTGRES,
+            _ => BACKFILL_SQLITE,
+        };
+        manager.get_connection().execute_unprepared(backfill).await?;
+        manager
+            .drop_table(Table::drop().table(Permissions::Table).to_owned())
+            .await
     }
 }

@@ -1,116 +1,68 @@
 //! Roles, their permissions, and organization-role assignments of users.
 
-use super::entities::{membership, membership_role, permission, role, user_role};
+use super::entities::{membership, membership_role, role, user_role};
 use super::page_after;
-use crate::domain::model::{Permission, Role, RoleScope};
+use crate::domain::model::{Role, RoleScope};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
     sea_query::{OnConflict, Query},
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Rows per multi-row statement: stays far below every backend's parameter limit.
 const CHUNK: usize = 500;
 
-fn role_model(r: &Role) -> role::ActiveModel {
-    role::ActiveModel {
+fn role_model(r: &Role) -> Result<role::ActiveModel, DbErr> {
+    let permissions =
+        serde_json::to_string(&r.permissions).map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok(role::ActiveModel {
         organization_id: Set(r.organization_id.clone()),
         role_id: Set(r.role_id.clone()),
         name: Set(r.name.clone()),
         description: Set(r.description.clone()),
         scope: Set(r.scope.as_str().to_owned()),
+        permissions: Set(permissions),
         revision: Set(r.revision),
         create_time: Set(r.create_time),
         update_time: Set(r.update_time),
-    }
-}
-
-async fn insert_permissions(db: &impl ConnectionTrait, r: &Role) -> Result<(), DbErr> {
-    if r.permissions.is_empty() {
-        return Ok(());
-    }
-    let rows = r
-        .permissions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| permission::ActiveModel {
-            organization_id: Set(r.organization_id.clone()),
-            role_id: Set(r.role_id.clone()),
-            name: Set(p.name.clone()),
-            description: Set(p.description.clone()),
-            access: Set(p.access),
-            position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
-        })
-        .collect::<Vec<_>>();
-    for chunk in rows.chunks(CHUNK) {
-        permission::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
-            .await?;
-    }
-    Ok(())
+    })
 }
 
 /// Inserts a role with its permissions.
 pub async fn insert_role(db: &impl ConnectionTrait, r: &Role) -> Result<(), DbErr> {
-    role::Entity::insert(role_model(r))
+    role::Entity::insert(role_model(r)?)
         .exec_without_returning(db)
-        .await?;
-    insert_permissions(db, r).await
+        .await
+        .map(drop)
 }
 
 /// Overwrites a role's row and permissions.
 pub async fn update_role(db: &impl ConnectionTrait, r: &Role) -> Result<(), DbErr> {
-    role::Entity::update(role_model(r)).exec(db).await?;
-    permission::Entity::delete_many()
-        .filter(permission::Column::OrganizationId.eq(&r.organization_id))
-        .filter(permission::Column::RoleId.eq(&r.role_id))
-        .exec(db)
-        .await?;
-    insert_permissions(db, r).await
+    role::Entity::update(role_model(r)?).exec(db).await.map(drop)
 }
 
-/// Attaches permissions to role rows, keeping the rows' order.
-async fn hydrate(
-    db: &impl ConnectionTrait,
-    organization_id: &str,
-    rows: Vec<role::Model>,
-) -> Result<Vec<Role>, DbErr> {
-    let ids: Vec<String> = rows.iter().map(|r| r.role_id.clone()).collect();
-    let mut permissions: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let found = permission::Entity::find()
-            .filter(permission::Column::OrganizationId.eq(organization_id))
-            .filter(permission::Column::RoleId.is_in(chunk.iter().cloned()))
-            .order_by_asc(permission::Column::RoleId)
-            .order_by_asc(permission::Column::Position)
-            .all(db)
-            .await?;
-        for p in found {
-            permissions.entry(p.role_id).or_default().push(Permission {
-                name: p.name,
-                description: p.description,
-                access: p.access,
-            });
-        }
-    }
-    rows.into_iter()
-        .map(|r| {
-            Ok(Role {
-                permissions: permissions.remove(&r.role_id).unwrap_or_default(),
-                scope: RoleScope::parse(&r.scope)
-                    .ok_or_else(|| DbErr::Custom(format!("bad scope `{}`", r.scope)))?,
-                organization_id: r.organization_id,
-                role_id: r.role_id,
-                name: r.name,
-                description: r.description,
-                revision: r.revision,
-                create_time: r.create_time,
-                update_time: r.update_time,
-            })
-        })
-        .collect()
+/// A role from its row.
+fn to_role(r: role::Model) -> Result<Role, DbErr> {
+    Ok(Role {
+        permissions: serde_json::from_str(&r.permissions)
+            .map_err(|e| DbErr::Custom(format!("bad permissions of role `{}`: {e}", r.role_id)))?,
+        scope: RoleScope::parse(&r.scope)
+            .ok_or_else(|| DbErr::Custom(format!("bad scope `{}`", r.scope)))?,
+        organization_id: r.organization_id,
+        role_id: r.role_id,
+        name: r.name,
+        description: r.description,
+        revision: r.revision,
+        create_time: r.create_time,
+        update_time: r.update_time,
+    })
+}
+
+/// Roles from their rows, in the rows' order.
+fn to_roles(rows: Vec<role::Model>) -> Result<Vec<Role>, DbErr> {
+    rows.into_iter().map(to_role).collect()
 }
 
 /// One role with its permissions.
@@ -119,13 +71,11 @@ pub async fn get_role(
     organization_id: &str,
     role_id: &str,
 ) -> Result<Option<Role>, DbErr> {
-    let Some(row) = role::Entity::find_by_id((organization_id.to_owned(), role_id.to_owned()))
+    role::Entity::find_by_id((organization_id.to_owned(), role_id.to_owned()))
         .one(db)
         .await?
-    else {
-        return Ok(None);
-    };
-    Ok(hydrate(db, organization_id, vec![row]).await?.pop())
+        .map(to_role)
+        .transpose()
 }
 
 /// The roles among `role_ids` that exist, ordered by id.
@@ -145,7 +95,7 @@ pub async fn get_roles(
         );
     }
     rows.sort_by(|a, b| a.role_id.cmp(&b.role_id));
-    hydrate(db, organization_id, rows).await
+    to_roles(rows)
 }
 
 /// Roles of an organization (optionally of one scope) after `after`, by id.
@@ -161,7 +111,7 @@ pub async fn list_roles(
         query = query.filter(role::Column::Scope.eq(scope.as_str()));
     }
     let rows = page_after(db, query, role::Column::RoleId, after, limit).await?;
-    hydrate(db, organization_id, rows).await
+    to_roles(rows)
 }
 
 /// Deletes a role; its permissions and assignments go with it (cascade).
@@ -219,7 +169,7 @@ pub async fn roles_of_user(
         .order_by_asc(role::Column::RoleId)
         .all(db)
         .await?;
-    hydrate(db, organization_id, rows).await
+    to_roles(rows)
 }
 
 /// The scopes of the roles among `role_ids` that exist, without their

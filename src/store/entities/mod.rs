@@ -5,7 +5,6 @@ pub mod membership;
 pub mod membership_role;
 pub mod operation;
 pub mod organization;
-pub mod permission;
 pub mod role;
 pub mod user;
 pub mod user_role;

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-/// One role; its permissions are rows of `permissions`.
+/// One role with its permissions.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "roles")]
 pub struct Model {
@@ -18,6 +18,9 @@ pub struct Model {
     pub description: String,
     /// `organization` or `workspace`.
     pub scope: String,
+    /// The permissions, in order: a JSON array of `{name, description,
+    /// access}`.
+    pub permissions: String,
     /// Incremented on every update; the etag is derived from it.
     pub revision: i64,
     /// Microseconds since the epoch.
