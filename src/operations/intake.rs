@@ -133,26 +133,20 @@ async fn accept_all(
     batch: &[Job],
 ) -> Result<Vec<Accepted>> {
     let tx = store.write().await?;
-    let mut inserted = Vec::with_capacity(batch.len());
-    for job in batch {
-        inserted.push(db::insert(&*tx, job.operation.clone()).await?);
-    }
+    let inserted = db::insert_all(&*tx, batch.iter().map(|job| job.operation.clone())).await?;
     let mut ran = Batch::default();
     if let Some(runner) = runner {
+        let small: Vec<String> = batch
+            .iter()
+            .map(|job| &job.operation)
+            .filter(|op| {
+                inserted.contains(&op.id) && op.requested_items <= APPLY_ON_ACCEPT_MAX_ITEMS
+            })
+            .map(|op| op.id.clone())
+            .collect();
         let applying = tx.begin().await?;
         db::limit_lock_wait(&applying, LOCK_WAIT).await?;
-        let small = batch.iter().zip(&inserted).filter(|(job, inserted)| {
-            **inserted && job.operation.requested_items <= APPLY_ON_ACCEPT_MAX_ITEMS
-        });
-        match apply(
-            runner,
-            &applying,
-            worker,
-            small.map(|(job, _)| job),
-            &mut ran,
-        )
-        .await
-        {
+        match apply(runner, &applying, worker, &small, &mut ran).await {
             Ok(()) => applying.commit().await?,
             Err(err) => {
                 // Accepting must not fail because applying did (a lock
@@ -164,8 +158,7 @@ async fn accept_all(
             }
         }
     }
-    let accepted = inserted.iter().filter(|i| **i).count();
-    if ran.len() < accepted {
+    if ran.len() < inserted.len() {
         db::notify(&*tx, db::SUBMITTED_CHANNEL, "").await?;
     }
     tx.commit().await?;
@@ -179,26 +172,25 @@ async fn accept_all(
     };
     Ok(batch
         .iter()
-        .zip(inserted)
-        .map(|(job, inserted)| match ended.remove(&job.operation.id) {
+        .map(|job| match ended.remove(&job.operation.id) {
             Some(e) => Accepted::Ended(Box::new(e)),
-            None if inserted => Accepted::Pending,
+            None if inserted.contains(&job.operation.id) => Accepted::Pending,
             None => Accepted::DuplicateRequestId,
         })
         .collect())
 }
 
-async fn apply<'a>(
+/// Claims those of the operations `ids` that are runnable and runs them in
+/// acceptance order.
+async fn apply(
     runner: &Runner,
     tx: &DatabaseTransaction,
     worker: &str,
-    jobs: impl Iterator<Item = &'a Job>,
+    ids: &[String],
     ran: &mut Batch,
 ) -> Result<()> {
-    for job in jobs {
-        runner
-            .run(tx, Claim::Id(&job.operation.id), worker, ran)
-            .await?;
+    for row in runner.claim(tx, Claim::Ids(ids), worker).await? {
+        runner.run(tx, &row, worker, ran).await?;
     }
     Ok(())
 }

@@ -90,38 +90,44 @@ impl Runner {
         self.completed.subscribe()
     }
 
-    /// Claims `which` in `tx` for `worker` and runs it to its end, adding it
-    /// to `batch`. Returns `false` when nothing was runnable.
-    pub async fn run(
+    /// Claims `which` in `tx` for `worker`; returns them in acceptance order.
+    pub async fn claim(
         &self,
         tx: &DatabaseTransaction,
         which: Claim<'_>,
         worker: &str,
-        batch: &mut Batch,
-    ) -> Result<bool> {
+    ) -> Result<Vec<OperationRow>> {
         let now = now_micros();
         let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
-        let Some(row) = db::claim(tx, which, worker, now, lease_until).await? else {
-            return Ok(false);
-        };
+        Ok(db::claim(tx, which, worker, now, lease_until).await?)
+    }
+
+    /// Runs a claimed operation to its end in `tx`, adding it to `batch`.
+    pub async fn run(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &OperationRow,
+        worker: &str,
+        batch: &mut Batch,
+    ) -> Result<()> {
         let started = std::time::Instant::now();
         let ended = match serde_json::from_str::<Command>(&row.command) {
             Ok(command) => {
                 batch
                     .guards
                     .push(self.service.acl_write(command.organization_id()));
-                self.apply(tx, &row, worker, &command).await?
+                self.apply(tx, row, worker, &command).await?
             }
             Err(err) => {
                 let err = Error::internal(format!("unreadable command: {err}"));
-                self.record_failure(tx, &row, worker, err).await?
+                self.record_failure(tx, row, worker, err).await?
             }
         };
         db::notify(tx, db::FINISHED_CHANNEL, &row.id).await?;
         metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => ended.state)
             .record(started.elapsed().as_secs_f64());
         batch.ended.push(ended);
-        Ok(true)
+        Ok(())
     }
 
     /// Call once the transaction of `batch` has committed: releases its

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
 
 /// Most operations one worker runs in one transaction.
-const BATCH: usize = 32;
+const BATCH: u64 = 32;
 
 /// Running worker tasks.
 #[derive(Debug)]
@@ -150,15 +150,13 @@ impl Queue {
     /// how many operations finished.
     pub async fn run_batch(&self, worker: &str) -> Result<usize> {
         let tx = self.store().write().await?;
-        let mut batch = Batch::default();
-        while batch.len() < BATCH
-            && self
-                .runner
-                .run(&tx, Claim::Next, worker, &mut batch)
-                .await?
-        {}
-        if batch.len() == 0 {
+        let rows = self.runner.claim(&tx, Claim::Oldest(BATCH), worker).await?;
+        if rows.is_empty() {
             return Ok(0);
+        }
+        let mut batch = Batch::default();
+        for row in &rows {
+            self.runner.run(&tx, row, worker, &mut batch).await?;
         }
         tx.commit().await?;
         let finished = self.runner.committed(batch).len();

@@ -560,7 +560,10 @@ impl MigrationTrait for PermissionsInRoles {
             sea_orm::DbBackend::Postgres => BACKFILL_POSTGRES,
             _ => BACKFILL_SQLITE,
         };
-        manager.get_connection().execute_unprepared(backfill).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(backfill)
+            .await?;
         manager
             .drop_table(Table::drop().table(Permissions::Table).to_owned())
             .await

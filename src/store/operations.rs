@@ -6,11 +6,12 @@ use super::{backend_of, entities::operation, statement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, UpdateMany,
+    QueryOrder, QuerySelect, QueryTrait, UpdateMany,
     sea_query::{Expr, OnConflict},
 };
 
 pub use operation::Model as OperationRow;
+use std::collections::HashSet;
 
 /// Lifecycle states stored in `operations.state`.
 pub mod state {
@@ -51,10 +52,35 @@ pub struct NewOperation {
     pub create_time: i64,
 }
 
-/// Inserts a pending operation. Returns `false`, inserting nothing, when
-/// the principal already has an operation with its request id.
-pub async fn insert(db: &impl ConnectionTrait, op: NewOperation) -> Result<bool, DbErr> {
-    let inserted = operation::Entity::insert(operation::ActiveModel {
+/// Inserts pending operations; returns the ids of those inserted. One
+/// whose principal already has an operation with its request id is skipped.
+pub async fn insert_all(
+    db: &impl ConnectionTrait,
+    ops: impl IntoIterator<Item = NewOperation>,
+) -> Result<HashSet<String>, DbErr> {
+    let rows: Vec<_> = ops.into_iter().map(pending_row).collect();
+    let mut inserted = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut insert = operation::Entity::insert_many(chunk.to_vec())
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .into_query();
+        insert.returning_col(operation::Column::Id);
+        for row in db
+            .query_all(db.get_database_backend().build(&insert))
+            .await?
+        {
+            inserted.insert(row.try_get::<String>("", "id")?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// Operations per multi-row insert: 16 columns each stays far below every
+/// backend's parameter limit.
+const INSERT_CHUNK: usize = 256;
+
+fn pending_row(op: NewOperation) -> operation::ActiveModel {
+    operation::ActiveModel {
         seq: NotSet,
         id: Set(op.id),
         organization_id: Set(op.organization_id),
@@ -75,11 +101,7 @@ pub async fn insert(db: &impl ConnectionTrait, op: NewOperation) -> Result<bool,
         create_time: Set(op.create_time),
         start_time: Set(None),
         end_time: Set(None),
-    })
-    .on_conflict(OnConflict::new().do_nothing().to_owned())
-    .exec_without_returning(db)
-    .await?;
-    Ok(inserted == 1)
+    }
 }
 
 /// One operation by id.
@@ -147,52 +169,63 @@ pub async fn list(
         .await
 }
 
-/// Which operation a claim takes.
+/// Which operations a claim takes.
 #[derive(Debug, Clone, Copy)]
 pub enum Claim<'a> {
-    /// The oldest runnable one.
-    Next,
-    /// This one, if it is runnable.
-    Id(&'a str),
+    /// The oldest runnable ones, at most this many.
+    Oldest(u64),
+    /// Those of these that are runnable.
+    Ids(&'a [String]),
 }
 
-/// Claims an operation for `worker` until `lease_until`. Runnable: pending,
-/// or running under a lapsed lease, and no earlier unfinished operation on
-/// the same target (which keeps each target's operations in acceptance
-/// order).
+/// Claims operations for `worker` until `lease_until`; returns them in
+/// acceptance order. Runnable: pending, or running under a lapsed lease,
+/// and no earlier unfinished operation on the same target (which keeps
+/// each target's operations in acceptance order; two on one target are
+/// never claimed together).
 pub async fn claim(
     db: &impl ConnectionTrait,
     which: Claim<'_>,
     worker: &str,
     now: i64,
     lease_until: i64,
-) -> Result<Option<OperationRow>, DbErr> {
+) -> Result<Vec<OperationRow>, DbErr> {
     let backend = backend_of(db);
     let lock = if backend == DbBackend::Postgres {
         " FOR UPDATE SKIP LOCKED"
     } else {
         ""
     };
-    let (only, id) = match which {
-        Claim::Next => ("", None),
-        Claim::Id(id) => ("o.id = ? AND ", Some(id)),
+    let mut values = vec![worker.into(), lease_until.into(), now.into()];
+    let (only, limit) = match which {
+        Claim::Oldest(n) => (String::new(), n),
+        Claim::Ids(ids) => {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            values.extend(ids.iter().map(|id| id.as_str().into()));
+            let marks = vec!["?"; ids.len()].join(", ");
+            (format!("o.id IN ({marks}) AND "), ids.len() as u64)
+        }
     };
+    values.extend([now.into(), false.into(), now.into()]);
     let sql = format!(
         "UPDATE operations SET state = 'running', lease_owner = ?, lease_expires = ?, \
            start_time = COALESCE(start_time, ?) \
-         WHERE seq = (SELECT o.seq FROM operations o \
+         WHERE seq IN (SELECT o.seq FROM operations o \
              WHERE {only}(o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
                AND NOT EXISTS (SELECT 1 FROM operations p \
                    WHERE p.target = o.target AND p.seq < o.seq AND p.done = ?) \
-             ORDER BY o.seq LIMIT 1{lock}) \
+             ORDER BY o.seq LIMIT {limit}{lock}) \
            AND (state = 'pending' OR (state = 'running' AND lease_expires < ?)) \
          RETURNING *"
     );
-    let mut values = vec![worker.into(), lease_until.into(), now.into()];
-    values.extend(id.map(Into::into));
-    values.extend([now.into(), false.into(), now.into()]);
-    let stmt = statement(backend, &sql, values);
-    operation::Entity::find().from_raw_sql(stmt).one(db).await
+    let mut rows = operation::Entity::find()
+        .from_raw_sql(statement(backend, &sql, values))
+        .all(db)
+        .await?;
+    rows.sort_by_key(|row| row.seq);
+    Ok(rows)
 }
 
 /// An update of operations that drops any worker's claim.

@@ -40,7 +40,10 @@ pub async fn insert_role(db: &impl ConnectionTrait, r: &Role) -> Result<(), DbEr
 
 /// Overwrites a role's row and permissions.
 pub async fn update_role(db: &impl ConnectionTrait, r: &Role) -> Result<(), DbErr> {
-    role::Entity::update(role_model(r)?).exec(db).await.map(drop)
+    role::Entity::update(role_model(r)?)
+        .exec(db)
+        .await
+        .map(drop)
 }
 
 /// A role from its row.
