@@ -9,6 +9,7 @@
 //! ever appear in errors or logs.
 
 mod keys;
+mod verified;
 
 pub use keys::KEY_FILE_CHECK_INTERVAL;
 
@@ -21,6 +22,7 @@ use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use verified::{Verified, VerifiedTokens};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -188,6 +190,7 @@ struct Verifier {
     hs256: Validation,
     rs256: Validation,
     es256: Validation,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -236,6 +239,7 @@ impl Authenticator {
                 hs256: validation(Algorithm::HS256, None, None),
                 rs256: validation(Algorithm::RS256, None, None),
                 es256: validation(Algorithm::ES256, None, None),
+                verified: VerifiedTokens::default(),
             }),
         }
     }
@@ -275,6 +279,7 @@ impl Authenticator {
                 hs256: validation(Algorithm::HS256, issuer, audience),
                 rs256: validation(Algorithm::RS256, issuer, audience),
                 es256: validation(Algorithm::ES256, issuer, audience),
+                verified: VerifiedTokens::default(),
             }),
         })
     }
@@ -293,17 +298,24 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(refused("token too long"));
         }
+        let verifier = &*self.inner;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let current_keys = || verifier.key_file.as_ref().map(KeyFile::current);
+        if let Some(principal) = verifier.verified.get(token, now, current_keys) {
+            return Ok(principal);
+        }
         // The header only chooses among the configured keys; each key (and
         // each validation) allows exactly one algorithm.
         let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed"))?;
-        let verifier = &*self.inner;
-        match header.alg {
+        let (claims, keys) = match header.alg {
             Algorithm::HS256 => {
                 let key = verifier
                     .hmac
                     .as_ref()
                     .ok_or_else(|| refused("HS256 without a configured secret"))?;
-                verify(token, key, &verifier.hs256)
+                (verify(token, key, &verifier.hs256)?, None)
             }
             alg @ (Algorithm::RS256 | Algorithm::ES256) => {
                 let file = verifier
@@ -320,15 +332,28 @@ impl Authenticator {
                     &verifier.es256
                 };
                 debug_assert_eq!(key.algorithm, alg);
-                verify(token, &key.key, validation)
+                let claims = verify(token, &key.key, validation)?;
+                (claims, Some(keys.clone()))
             }
-            _ => Err(refused("unsupported algorithm")),
-        }
+            _ => return Err(refused("unsupported algorithm")),
+        };
+        let (exp, nbf) = (claims.exp, claims.nbf);
+        let principal = Principal::from_claims(claims);
+        verifier.verified.insert(
+            token,
+            Verified {
+                principal: principal.clone(),
+                exp,
+                nbf,
+                keys,
+            },
+        );
+        Ok(principal)
     }
 }
 
 /// Checks signature and claims of `token` with `key`.
-fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Principal, Error> {
+fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Claims, Error> {
     let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|err| {
         let reason = match err.kind() {
             ErrorKind::ExpiredSignature => {
@@ -345,7 +370,7 @@ fn verify(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Pri
         };
         refused(reason)
     })?;
-    Ok(Principal::from_claims(data.claims))
+    Ok(data.claims)
 }
 
 /// `TOKEN_INVALID`, with the (fixed, token-free) reason in the debug log.

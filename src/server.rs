@@ -251,6 +251,24 @@ fn exempt_from_shedding(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
+/// Whether `path` names a call that changes nothing (`Get*`, `List*`,
+/// `CheckPermission`, `WaitOperation`, health, reflection). Those that
+/// succeed are logged at `DEBUG`: a permission service answers many of
+/// them per request of its callers; changes and failures stay at `INFO`.
+fn is_read(path: &str) -> bool {
+    let rpc = path.rsplit('/').next().unwrap_or_default();
+    [
+        "Get",
+        "List",
+        "Check",
+        "Wait",
+        "Watch",
+        "ServerReflectionInfo",
+    ]
+    .iter()
+    .any(|prefix| rpc.starts_with(prefix))
+}
+
 /// Largest request message accepted, in bytes (plus the 5-byte gRPC frame
 /// header). Larger ones get `INVALID_ARGUMENT` with the usual details.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -349,18 +367,54 @@ where
                 .increment(1);
             metrics::histogram!("rolekeeper_rpc_duration_seconds", "method" => method.clone())
                 .record(latency.as_secs_f64());
-            tracing::info!(
-                method,
-                code = code_name,
-                latency_ms = latency.as_secs_f64() * 1000.0,
-                principal = principal.get().map_or("-", String::as_str),
-                request_id,
-                "rpc"
-            );
+            macro_rules! log_call {
+                ($level:expr) => {
+                    tracing::event!(
+                        $level,
+                        method,
+                        code = code_name,
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        principal = principal.get().map_or("-", String::as_str),
+                        request_id,
+                        "rpc"
+                    )
+                };
+            }
+            if code == tonic::Code::Ok && is_read(&method) {
+                log_call!(tracing::Level::DEBUG);
+            } else {
+                log_call!(tracing::Level::INFO);
+            }
             if let Ok(value) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-request-id", value);
             }
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_read;
+
+    #[test]
+    fn reads_are_told_from_changes() {
+        for path in [
+            "/rolekeeper.v1.RoleService/GetRole",
+            "/rolekeeper.v1.RoleService/ListUserRoles",
+            "/rolekeeper.v1.RoleService/CheckPermission",
+            "/google.longrunning.Operations/WaitOperation",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert!(is_read(path), "{path}");
+        }
+        for path in [
+            "/rolekeeper.v1.RoleService/AssignUserRoles",
+            "/rolekeeper.v1.RoleService/CreateRole",
+            "/google.longrunning.Operations/CancelOperation",
+            "/rolekeeper.v1.OrganizationService/DeleteUser",
+        ] {
+            assert!(!is_read(path), "{path}");
+        }
     }
 }

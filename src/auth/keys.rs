@@ -77,6 +77,12 @@ impl NoKey {
 }
 
 impl KeySet {
+    /// A set without keys.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Self {
+        Self { keys: Vec::new() }
+    }
+
     /// The key that verifies a token with header `alg` and `kid`:
     ///
     /// - with a `kid`, the key of that `kid`, which must allow `alg`; if no

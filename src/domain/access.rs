@@ -10,34 +10,58 @@ use super::{
     validate::{self, Checker},
 };
 use crate::{error::Result, store};
+use std::collections::HashMap;
 
-/// Decides `permission` over the applicable roles: allowed iff some role
-/// grants it and none denies it. The deciding roles are the denying ones if
-/// any, else the granting ones.
-pub fn evaluate<'a>(roles: impl IntoIterator<Item = &'a Role>, permission: &str) -> CheckResult {
-    let mut granting = Vec::new();
-    let mut denying = Vec::new();
-    for role in roles {
-        for p in role.permissions.iter().filter(|p| p.name == permission) {
-            if p.access {
-                granting.push(role.role_id.clone());
-            } else {
-                denying.push(role.role_id.clone());
+/// The permissions of a set of roles compiled for lookups: per permission
+/// name, the roles that grant it and the roles that deny it.
+#[derive(Debug, Default)]
+pub struct PermissionSet {
+    by_name: HashMap<String, Holders>,
+}
+
+/// The roles mentioning one permission, each list sorted and unique.
+#[derive(Debug, Default)]
+struct Holders {
+    granting: Vec<String>,
+    denying: Vec<String>,
+}
+
+impl PermissionSet {
+    /// Compiles the permissions of `roles`.
+    pub fn compile<'a>(roles: impl IntoIterator<Item = &'a Role>) -> Self {
+        let mut by_name: HashMap<String, Holders> = HashMap::new();
+        for role in roles {
+            for p in &role.permissions {
+                let holders = by_name.entry(p.name.clone()).or_default();
+                let list = match p.access {
+                    true => &mut holders.granting,
+                    false => &mut holders.denying,
+                };
+                list.push(role.role_id.clone());
             }
         }
+        for holders in by_name.values_mut() {
+            for list in [&mut holders.granting, &mut holders.denying] {
+                list.sort();
+                list.dedup();
+            }
+        }
+        Self { by_name }
     }
-    let (decision, mut matched) = if !denying.is_empty() {
-        (Decision::DeniedExplicitly, denying)
-    } else if !granting.is_empty() {
-        (Decision::Granted, granting)
-    } else {
-        (Decision::NoGrant, Vec::new())
-    };
-    matched.sort();
-    matched.dedup();
-    CheckResult {
-        decision,
-        matched_role_ids: matched,
+
+    /// Decides `permission`: allowed iff some role grants it and none
+    /// denies it. The deciding roles are the denying ones if any, else the
+    /// granting ones.
+    pub fn check(&self, permission: &str) -> CheckResult {
+        let (decision, matched_role_ids) = match self.by_name.get(permission) {
+            Some(h) if !h.denying.is_empty() => (Decision::DeniedExplicitly, h.denying.clone()),
+            Some(h) if !h.granting.is_empty() => (Decision::Granted, h.granting.clone()),
+            _ => (Decision::NoGrant, Vec::new()),
+        };
+        CheckResult {
+            decision,
+            matched_role_ids,
+        }
     }
 }
 
@@ -93,8 +117,13 @@ impl Service {
         }
         check.finish()?;
         let key = Key::Applicable(o.to_owned(), u.to_owned(), w.map(str::to_owned));
-        let roles = self.cached(key, || self.applicable_roles(o, u, w)).await?;
-        Ok(evaluate(roles.iter(), permission))
+        let permissions = self
+            .cached(key, || async {
+                let roles = self.applicable_roles(o, u, w).await?;
+                Ok(PermissionSet::compile(&roles))
+            })
+            .await?;
+        Ok(permissions.check(permission))
     }
 
     /// The user's organization roles plus, in workspace `w`, its
@@ -147,7 +176,7 @@ mod tests {
             role("b", &[("docs.read", false)]),
             role("c", &[("docs.read", true)]),
         ];
-        let result = evaluate(&roles, "docs.read");
+        let result = PermissionSet::compile(&roles).check("docs.read");
         assert_eq!(result.decision, Decision::DeniedExplicitly);
         assert_eq!(result.matched_role_ids, ["b"]);
     }
@@ -158,7 +187,7 @@ mod tests {
             role("z", &[("docs.read", true)]),
             role("a", &[("docs.read", true)]),
         ];
-        let result = evaluate(&roles, "docs.read");
+        let result = PermissionSet::compile(&roles).check("docs.read");
         assert_eq!(result.decision, Decision::Granted);
         assert_eq!(result.matched_role_ids, ["a", "z"]);
     }
@@ -166,7 +195,7 @@ mod tests {
     #[test]
     fn unmentioned_permission_is_no_grant() {
         let roles = [role("a", &[("docs.write", true)])];
-        let result = evaluate(&roles, "docs.read");
+        let result = PermissionSet::compile(&roles).check("docs.read");
         assert_eq!(result.decision, Decision::NoGrant);
         assert!(result.matched_role_ids.is_empty());
     }

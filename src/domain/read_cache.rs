@@ -1,5 +1,5 @@
-//! A cache of the hot reads — the roles that apply to `(organization,
-//! user, workspace)` for CheckPermission, single roles for GetRole, and the
+//! A cache of the hot reads — the compiled permissions of the roles that
+//! apply to `(organization, user, workspace)` for CheckPermission, single roles for GetRole, and the
 //! roles of a user for ListUserRoles — so they are answered from memory. It
 //! never serves an answer older than a committed change:
 //! - every write that can change a decision holds a [`WriteGuard`] from
@@ -13,7 +13,10 @@
 //! with several replicas on PostgreSQL another process may commit changes
 //! this one cannot see, so every check reads the database.
 
-use super::model::{Role, UserRoles};
+use super::{
+    access::PermissionSet,
+    model::{Role, UserRoles},
+};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
@@ -25,7 +28,8 @@ const MAX_ENTRIES: usize = 100_000;
 /// What is cached; the first field is always the organization.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
-    /// Roles that apply to `(organization, user, workspace)`.
+    /// The compiled permissions of the roles that apply to
+    /// `(organization, user, workspace)`.
     Applicable(String, String, Option<String>),
     /// One role.
     Role(String, String),
@@ -45,7 +49,7 @@ impl Key {
 #[derive(Debug, Clone)]
 pub enum Value {
     /// For [`Key::Applicable`].
-    Roles(Arc<Vec<Role>>),
+    Permissions(Arc<PermissionSet>),
     /// For [`Key::Role`].
     Role(Arc<Role>),
     /// For [`Key::UserRoles`].
@@ -88,7 +92,7 @@ macro_rules! cached_as {
     };
 }
 
-cached_as!(Vec<Role>, Roles);
+cached_as!(PermissionSet, Permissions);
 cached_as!(Role, Role);
 cached_as!(UserRoles, UserRoles);
 
@@ -200,7 +204,7 @@ mod tests {
     }
 
     fn value() -> Value {
-        Value::Roles(Arc::new(Vec::new()))
+        Value::Permissions(Arc::default())
     }
 
     #[test]
