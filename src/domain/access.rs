@@ -72,8 +72,13 @@ impl Service {
         let roles = self
             .cached(Key::UserRoles(o.to_owned(), u.to_owned()), || async {
                 let reader = self.store().reader();
-                require_user(reader, o, u).await?;
-                load_user_roles(reader, o, u).await
+                let roles = load_user_roles(reader, o, u).await?;
+                if roles.roles.is_empty() {
+                    // Assignments exist only for existing users; without
+                    // any, tell a user without roles from no user.
+                    require_user(reader, o, u).await?;
+                }
+                Ok(roles)
             })
             .await?;
         Ok(UserRoles::clone(&roles))
@@ -130,8 +135,10 @@ impl Service {
     /// membership's base role and extra roles.
     async fn applicable_roles(&self, o: &str, u: &str, w: Option<&str>) -> Result<Vec<Role>> {
         let reader = self.store().reader();
-        require_user(reader, o, u).await?;
         let mut roles = load_user_roles(reader, o, u).await?.roles;
+        if roles.is_empty() {
+            require_user(reader, o, u).await?;
+        }
         if let Some(w) = w {
             require_workspace(reader, o, w).await?;
             if let Some(m) = store::memberships::find_membership_of_user(reader, o, w, u).await? {

@@ -22,8 +22,9 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-/// Entries kept at most; past this the cache starts over.
-const MAX_ENTRIES: usize = 100_000;
+/// Entries kept at most; past this, outdated entries are dropped (and, if
+/// that is not enough, all of them).
+const MAX_ENTRIES: usize = 50_000;
 
 /// What is cached; the first field is always the organization.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +67,21 @@ struct OrgState {
 struct Inner {
     orgs: HashMap<String, OrgState>,
     entries: HashMap<Key, (u64, Value)>,
+}
+
+impl Inner {
+    /// Makes room: drops the entries a write has outdated, and everything
+    /// if that frees less than a tenth.
+    fn prune(&mut self) {
+        let orgs = &self.orgs;
+        self.entries.retain(|key, (version, _)| {
+            orgs.get(key.organization())
+                .is_none_or(|org| org.version == *version)
+        });
+        if self.entries.len() >= MAX_ENTRIES - MAX_ENTRIES / 10 {
+            self.entries.clear();
+        }
+    }
 }
 
 /// A type that can be cached as a [`Value`].
@@ -169,7 +185,7 @@ impl ReadCache {
             return;
         }
         if inner.entries.len() >= MAX_ENTRIES {
-            inner.entries.clear();
+            inner.prune();
         }
         inner.entries.insert(key, (version, value));
     }
@@ -233,6 +249,21 @@ mod tests {
         drop(cache.writing("o"));
         cache.insert(key(), v, value());
         assert!(matches!(cache.lookup(&key()), Lookup::Miss(Some(_))));
+    }
+
+    #[test]
+    fn a_full_cache_drops_outdated_entries_first() {
+        let cache = Arc::new(ReadCache::new(true));
+        let role = |org: &str, i: usize| Key::Role(org.into(), i.to_string());
+        for i in 0..MAX_ENTRIES / 2 {
+            cache.insert(role("old", i), 0, value());
+        }
+        drop(cache.writing("old"));
+        for i in 0..MAX_ENTRIES / 2 + 1 {
+            cache.insert(role("o", i), 0, value());
+        }
+        assert!(matches!(cache.lookup(&role("o", 0)), Lookup::Hit(_)));
+        assert_eq!(cache.lock().entries.len(), MAX_ENTRIES / 2 + 1);
     }
 
     #[test]

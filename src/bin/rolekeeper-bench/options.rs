@@ -83,6 +83,12 @@ pub struct Options {
     /// Keep the temporary directory (server log, SQLite files) afterwards.
     #[arg(long)]
     pub keep_temp: bool,
+
+    /// Times the load phases run against the same server. The server's
+    /// resident memory after each round shows whether it grows; the table's
+    /// throughput figures are those of the first round.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// What to seed.
@@ -143,6 +149,8 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// Keep the temporary directory.
     pub keep_temp: bool,
+    /// Rounds of load phases.
+    pub rounds: usize,
 }
 
 /// Largest accepted value of the size flags.
@@ -180,6 +188,7 @@ impl Options {
         check_range("--channels", self.channels, 1, 256)?;
         check_range("--duration", duration as usize, 1, 3600)?;
         check_range("--warmup", self.warmup as usize, 0, 600)?;
+        check_range("--rounds", self.rounds, 1, 100)?;
         if let Some(workers) = self.workers {
             check_range("--workers", workers, 1, 256)?;
         }
@@ -193,6 +202,7 @@ impl Options {
             seed,
             workers: self.workers,
             keep_temp: self.keep_temp,
+            rounds: self.rounds,
         })
     }
 

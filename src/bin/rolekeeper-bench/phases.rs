@@ -44,6 +44,8 @@ pub struct Results {
     /// Server memory at the end of the load phases (largest `VmRSS` seen
     /// right after a phase; `peak_mib` is `VmHWM` then).
     pub memory_load: Memory,
+    /// Server memory after each round of load phases.
+    pub memory_rounds: Vec<Memory>,
     /// Server memory at the very end (after AddRoleMembers).
     pub memory_end: Memory,
 }
@@ -59,23 +61,76 @@ pub struct AddMembers {
     pub done_seconds: f64,
 }
 
-/// Runs every phase against the seeded server.
+/// The throughput phases of one round.
+struct Round {
+    health: Stats,
+    get_role: Stats,
+    list_user_roles: Stats,
+    check_permission: Stats,
+    /// Measured in the first round only.
+    raw_commit: Option<Stats>,
+    assign_ops: Stats,
+}
+
+/// Runs every phase against the seeded server: `settings.rounds` rounds of
+/// the throughput phases (the first one reported), then AddRoleMembers.
 pub async fn run_all(
     settings: &Settings,
     clients: &Clients,
     server: &ServerProcess,
     baseline_url: &str,
 ) -> Result<Results> {
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let memory_idle = server.memory()?;
+    let mut load_memory = LoadMemory::default();
+    let first = round(
+        settings,
+        clients,
+        server,
+        Some(baseline_url),
+        &mut load_memory,
+    )
+    .await?;
+    let mut memory_rounds = vec![server.memory()?];
+    for n in 2..=settings.rounds {
+        eprintln!("rolekeeper-bench: round {n} of {}", settings.rounds);
+        round(settings, clients, server, None, &mut load_memory).await?;
+        memory_rounds.push(server.memory()?);
+    }
+    let add_members = add_members(clients, settings.seed.bulk_users).await?;
+    let memory_end = server.memory()?;
+    Ok(Results {
+        health: first.health,
+        get_role: first.get_role,
+        list_user_roles: first.list_user_roles,
+        check_permission: first.check_permission,
+        raw_commit: first
+            .raw_commit
+            .ok_or("the first round measures raw commits")?,
+        assign_ops: first.assign_ops,
+        add_members,
+        memory_idle,
+        memory_load: load_memory.0,
+        memory_rounds,
+        memory_end,
+    })
+}
+
+/// One round of the throughput phases; with `baseline_url`, the raw commit
+/// baseline too.
+async fn round(
+    settings: &Settings,
+    clients: &Clients,
+    server: &ServerProcess,
+    baseline_url: Option<&str>,
+    load_memory: &mut LoadMemory,
+) -> Result<Round> {
     let shape = Shape {
         clients: settings.clients,
         warmup: settings.warmup,
         duration: settings.duration,
     };
     let plan = settings.seed;
-    tokio::time::sleep(IDLE_SETTLE).await;
-    let memory_idle = server.memory()?;
-    let mut load_memory = LoadMemory::default();
-
     let health = phase("Health/Check", closed_loop(shape, health(clients))).await?;
     load_memory.sample(server)?;
     let get_role = phase("GetRole", closed_loop(shape, get_role(clients, plan))).await?;
@@ -92,23 +147,19 @@ pub async fn run_all(
     )
     .await?;
     load_memory.sample(server)?;
-    let raw_commit = phase("raw commit", commit::measure(baseline_url, shape)).await?;
+    let raw_commit = match baseline_url {
+        Some(url) => Some(phase("raw commit", commit::measure(url, shape)).await?),
+        None => None,
+    };
     let assign_ops = phase("AssignUserRoles", closed_loop(shape, assign(clients, plan))).await?;
     load_memory.sample(server)?;
-
-    let add_members = add_members(clients, plan.bulk_users).await?;
-    let memory_end = server.memory()?;
-    Ok(Results {
+    Ok(Round {
         health,
         get_role,
         list_user_roles,
         check_permission,
         raw_commit,
         assign_ops,
-        add_members,
-        memory_idle,
-        memory_load: load_memory.0,
-        memory_end,
     })
 }
 

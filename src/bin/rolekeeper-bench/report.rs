@@ -24,6 +24,10 @@ const TARGET_ADD_MEMBERS_SECONDS: f64 = 1.0;
 /// The idle server should stay below this resident size.
 const TARGET_IDLE_RSS_MIB: f64 = 30.0;
 
+/// Resident memory may differ this much between the first and the last
+/// round (allocator noise) and still count as no growth.
+const RSS_GROWTH_TOLERANCE_MIB: f64 = 2.0;
+
 /// The JSON file: a struct, so the fixed keys keep their order.
 #[derive(Debug, Clone, Serialize)]
 pub struct JsonReport {
@@ -43,6 +47,10 @@ pub struct JsonReport {
     pub rss_load_mib: f64,
     /// Server `VmHWM` at the end, MiB.
     pub rss_peak_mib: f64,
+    /// Server `VmRSS` after each round of load phases, MiB.
+    pub rss_rounds_mib: Vec<f64>,
+    /// `VmRSS` after the last round minus after the first, MiB.
+    pub rss_growth_mib: f64,
     /// `sqlite` or `postgres`.
     pub backend: String,
     /// Concurrent clients.
@@ -202,6 +210,25 @@ impl Report {
             r.memory_load.rss_mib,
             r.memory_end.peak_mib
         );
+        let rounds: Vec<String> = r
+            .memory_rounds
+            .iter()
+            .map(|m| format!("{:.1}", m.rss_mib))
+            .collect();
+        let growth_target = match self.rss_growth_target() {
+            Some(met) => format!(
+                "target: no growth beyond {RSS_GROWTH_TOLERANCE_MIB} MiB of allocator noise: {}",
+                verdict(met)
+            ),
+            None => "one round: run with --rounds 2 or more to see growth".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "- server RSS after each of {} rounds: {} MiB (growth {:+.1} MiB; {growth_target})",
+            rounds.len(),
+            rounds.join(", "),
+            self.rss_growth()
+        );
     }
 
     /// The JSON document: the fixed keys first, then the details.
@@ -216,6 +243,8 @@ impl Report {
             rss_idle_mib: round(r.memory_idle.rss_mib),
             rss_load_mib: round(r.memory_load.rss_mib),
             rss_peak_mib: round(r.memory_end.peak_mib),
+            rss_rounds_mib: r.memory_rounds.iter().map(|m| round(m.rss_mib)).collect(),
+            rss_growth_mib: round(self.rss_growth()),
             backend: self.backend.to_string(),
             clients: self.clients,
             channels: self.channels,
@@ -259,7 +288,23 @@ impl Report {
             "add_members_10k": self.add_members_target_applies()
                 .then_some(r.add_members.done_seconds < TARGET_ADD_MEMBERS_SECONDS),
             "rss_idle": r.memory_idle.rss_mib < TARGET_IDLE_RSS_MIB,
+            "rss_no_growth": self.rss_growth_target(),
         })
+    }
+
+    /// Resident memory after the last round minus after the first.
+    fn rss_growth(&self) -> f64 {
+        let rounds = &self.results.memory_rounds;
+        match (rounds.first(), rounds.last()) {
+            (Some(first), Some(last)) => last.rss_mib - first.rss_mib,
+            _ => 0.0,
+        }
+    }
+
+    /// Whether memory stayed flat over the rounds; `None` with one round.
+    fn rss_growth_target(&self) -> Option<bool> {
+        (self.results.memory_rounds.len() > 1)
+            .then(|| self.rss_growth() <= RSS_GROWTH_TOLERANCE_MIB)
     }
 
     /// Writes [`Report::json`] to `path`.
