@@ -196,16 +196,25 @@ fn secrets_never_reach_the_logs() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let mut orgs = OrganizationServiceClient::new(channel(&server).await);
+        // A change: successful reads are logged at DEBUG, changes at INFO.
         let _ = orgs
-            .list_organizations(authed(v1::ListOrganizationsRequest::default(), &token))
+            .create_organization(authed(
+                v1::CreateOrganizationRequest {
+                    organization: Some(v1::Organization {
+                        organization_id: "logged".into(),
+                        ..Default::default()
+                    }),
+                },
+                &token,
+            ))
             .await
-            .expect("listed");
+            .expect("created");
     });
     server.terminate();
     assert!(server.wait_exit(Duration::from_secs(30)).success());
     let logs = server.stderr();
     assert!(
-        logs.contains("\"method\":\"/rolekeeper.v1.OrganizationService/ListOrganizations\""),
+        logs.contains("\"method\":\"/rolekeeper.v1.OrganizationService/CreateOrganization\""),
         "{logs}"
     );
     assert!(logs.contains("\"principal\":\"process-test\""), "{logs}");
