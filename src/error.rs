@@ -331,6 +331,14 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether this is `UNAVAILABLE`: the database or the server, not the
+    /// request, and worth a retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
 impl From<sea_orm::DbErr> for Error {
     fn from(err: sea_orm::DbErr) -> Self {
         crate::store::classify_db_error(err)

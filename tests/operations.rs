@@ -25,6 +25,7 @@ backend_tests!(
     restart_resumes_pending_operations_in_order,
     operations_are_visible_only_to_their_organization,
     operations_recheck_the_world_when_they_run,
+    a_broken_operation_fails_alone,
 );
 
 /// Submits AssignUserRoles as the writer of `org`, without waiting.
@@ -640,4 +641,32 @@ async fn operations_recheck_the_world_when_they_run(mut server: TestServer) {
         .await
         .must();
     assert!(members.user_ids.is_empty(), "{:?}", members.user_ids);
+}
+
+/// An operation that fails in an unexpected way (here: a role whose stored
+/// permissions were damaged behind the service's back) ends failed with
+/// INTERNAL, alone: the operation sharing its transaction still applies.
+async fn a_broken_operation_fails_alone(mut server: TestServer) {
+    server.seed().await;
+    let db = sea_orm::Database::connect(server.database_url())
+        .await
+        .expect("connect");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        "UPDATE roles SET permissions = 'damaged' WHERE role_id = 'reader'",
+    )
+    .await
+    .expect("damage the role");
+    let _ = db.close().await;
+    // Both pending, so that one worker claims them into one transaction.
+    server.restart(0).await;
+    let broken = submit_assign(&server, ORG, "alice", &["reader"]).await;
+    let fine = submit_assign(&server, ORG, "bob", &["writer"]).await;
+    server.restart(1).await;
+    let broken = server.wait_done(&broken.name).await;
+    assert_eq!(op_error(&broken).code, Code::Internal as i32, "{broken:?}");
+    let fine: UserRoles = op_response(&server.wait_done(&fine.name).await);
+    assert_eq!(fine.roles.len(), 1);
+    assert!(server.user_role_ids(ORG, "alice").await.is_empty());
+    assert_eq!(server.user_role_ids(ORG, "bob").await, ["writer"]);
 }

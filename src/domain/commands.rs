@@ -370,15 +370,38 @@ impl Service {
     }
 
     /// Applies a command on `conn` (the worker's transaction), re-checking
-    /// everything first.
+    /// everything first: [`Service::recheck_command`], then
+    /// [`Service::execute_command`].
     pub async fn apply_command(
         &self,
         conn: &impl ConnectionTrait,
         command: &Command,
         now: i64,
     ) -> Result<Outcome> {
+        let checked = self.recheck_command(conn, command).await?;
+        self.execute_command(conn, command, checked, now).await
+    }
+
+    /// Checks on `conn`, reading only, that `command` still fits the data.
+    pub async fn recheck_command(
+        &self,
+        conn: &impl ConnectionTrait,
+        command: &Command,
+    ) -> Result<Checked> {
         command.validate()?;
-        let resolved = plan(conn, command).await?;
+        plan(conn, command).await.map(Checked)
+    }
+
+    /// Applies a re-checked command and reads its outcome. Every check was
+    /// made before: what fails here is the database.
+    pub async fn execute_command(
+        &self,
+        conn: &impl ConnectionTrait,
+        command: &Command,
+        checked: Checked,
+        now: i64,
+    ) -> Result<Outcome> {
+        let Checked(resolved) = checked;
         match command {
             Command::AssignUserRoles {
                 organization_id: o,
@@ -457,6 +480,11 @@ impl Service {
         }
     }
 }
+
+/// A command that passed [`Service::recheck_command`], with the user ids
+/// it resolved (Add/RemoveRoleMembers).
+#[derive(Debug)]
+pub struct Checked(Vec<String>);
 
 /// Checks that everything a command names exists and fits; returns the
 /// resolved user ids of Add/RemoveRoleMembers (empty otherwise).

@@ -8,7 +8,7 @@
 //! returns; under load many share one commit instead of waiting for one
 //! each.
 
-use super::runner::{Batch, Ended, Runner};
+use super::runner::{Batch, Ended, Isolation, Runner};
 use crate::{
     error::{Error, Result},
     store::{
@@ -190,7 +190,7 @@ async fn apply(
     ran: &mut Batch,
 ) -> Result<()> {
     for row in runner.claim(tx, Claim::Ids(ids), worker).await? {
-        runner.run(tx, &row, worker, ran).await?;
+        runner.run(tx, &row, worker, Isolation::Shared, ran).await?;
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! Runs claimed operations inside a caller's write transaction. Shared by
 //! the workers (which claim the oldest runnable operations) and by the
 //! intake (which runs a small operation in the transaction that accepts
-//! it). Each operation is applied in a savepoint together with its
-//! completion, so one that fails rolls back alone and is recorded as
-//! failed; a database failure propagates and rolls the whole transaction
-//! back, leaving every operation in it pending.
+//! it). An operation whose re-check fails is recorded as failed (it has
+//! written nothing); an unexpected failure rolls the whole transaction
+//! back, leaving every operation in it pending, and the workers retry
+//! with each operation in a savepoint ([`Isolation`]), so that one bad
+//! operation fails alone instead of holding up the rest.
 
 use crate::{
     domain::{
@@ -35,6 +36,18 @@ pub struct Ended {
     pub start_time: Option<i64>,
     /// When it ended.
     pub end_time: i64,
+}
+
+/// How the operations of one transaction are kept apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// No savepoints: one that fails its re-check has written nothing and
+    /// is recorded as failed; any other error fails the whole transaction.
+    /// Two statements fewer per operation.
+    Shared,
+    /// Each in a savepoint, so that even an unexpected error fails it
+    /// alone. For the retry of a transaction that failed shared.
+    Savepoint,
 }
 
 /// The operations ended in one transaction, and the read-cache guards to
@@ -108,6 +121,7 @@ impl Runner {
         tx: &DatabaseTransaction,
         row: &OperationRow,
         worker: &str,
+        isolation: Isolation,
         batch: &mut Batch,
     ) -> Result<()> {
         let started = std::time::Instant::now();
@@ -116,7 +130,10 @@ impl Runner {
                 batch
                     .guards
                     .push(self.service.acl_write(command.organization_id()));
-                self.apply(tx, row, worker, &command).await?
+                match isolation {
+                    Isolation::Shared => self.apply_shared(tx, row, worker, &command).await?,
+                    Isolation::Savepoint => self.apply_isolated(tx, row, worker, &command).await?,
+                }
             }
             Err(err) => {
                 let err = Error::internal(format!("unreadable command: {err}"));
@@ -140,10 +157,38 @@ impl Runner {
         batch.ended
     }
 
+    /// Applies `command` directly in `tx` and completes its operation. The
+    /// re-check only reads, so a command that no longer fits has written
+    /// nothing and is recorded as failed; any other error (the database, or
+    /// a surprise such as a lost claim) fails the whole transaction.
+    async fn apply_shared(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &OperationRow,
+        worker: &str,
+        command: &Command,
+    ) -> Result<Ended> {
+        if row.cancel_requested {
+            return self.cancel_claimed(tx, row).await;
+        }
+        let checked = match self.service.recheck_command(tx, command).await {
+            Ok(checked) => checked,
+            Err(err @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(err),
+            Err(err) => return self.record_failure(tx, row, worker, err).await,
+        };
+        let outcome = self
+            .service
+            .execute_command(tx, command, checked, now_micros())
+            .await?;
+        self.succeed(tx, row, worker, outcome)
+            .await?
+            .ok_or_else(|| Error::internal("the operation changed under its claim"))
+    }
+
     /// Applies `command` and completes its operation inside a savepoint of
-    /// `tx`. A command that fails is rolled back and recorded as failed;
-    /// database failures propagate.
-    async fn apply(
+    /// `tx`: a command that fails for any reason but an unavailable
+    /// database is rolled back alone and recorded as failed.
+    async fn apply_isolated(
         &self,
         tx: &DatabaseTransaction,
         row: &OperationRow,
@@ -163,11 +208,33 @@ impl Runner {
                 return self.record_failure(tx, row, worker, err).await;
             }
         };
+        match self.succeed(&savepoint, row, worker, outcome).await? {
+            Some(ended) => {
+                savepoint.commit().await?;
+                Ok(ended)
+            }
+            None => {
+                // Cancellation was requested while it was claimed.
+                savepoint.rollback().await?;
+                self.cancel_claimed(tx, row).await
+            }
+        }
+    }
+
+    /// Records `outcome` as the operation's response; `None` if its row no
+    /// longer allows that (cancel requested, claim lost).
+    async fn succeed(
+        &self,
+        conn: &DatabaseTransaction,
+        row: &OperationRow,
+        worker: &str,
+        outcome: Outcome,
+    ) -> Result<Option<Ended>> {
         let result = Ok(outcome);
         let serialized = serde_json::to_string(&result).map_err(Error::internal)?;
         let end_time = now_micros();
         let finished = db::finish(
-            &savepoint,
+            conn,
             &row.id,
             worker,
             state::SUCCEEDED,
@@ -176,20 +243,14 @@ impl Runner {
             end_time,
         )
         .await?;
-        if !finished {
-            // Cancellation was requested while it was claimed.
-            savepoint.rollback().await?;
-            return self.cancel_claimed(tx, row).await;
-        }
-        savepoint.commit().await?;
-        Ok(Ended {
+        Ok(finished.then(|| Ended {
             id: row.id.clone(),
             state: state::SUCCEEDED,
             result,
             processed_items: row.requested_items,
             start_time: row.start_time,
             end_time,
-        })
+        }))
     }
 
     /// Ends a claimed operation with `err` (or cancelled, if that was asked).

@@ -1,6 +1,9 @@
 //! Workers that run pending operations, and the retention sweeper.
 
-use super::{POLL_INTERVAL, Queue, runner::Batch};
+use super::{
+    POLL_INTERVAL, Queue,
+    runner::{Batch, Isolation},
+};
 use crate::{
     domain::now_micros,
     error::Result,
@@ -127,10 +130,21 @@ pub fn spawn_retention(
 
 impl Queue {
     async fn work(self, worker: String, mut shutdown: watch::Receiver<bool>) {
+        let mut isolation = Isolation::Shared;
         while !*shutdown.borrow() {
-            let pause = match self.run_batch(&worker).await {
-                Ok(0) => POLL_INTERVAL,
-                Ok(_) => continue,
+            let pause = match self.run_batch(&worker, isolation).await {
+                Ok(finished) => {
+                    isolation = Isolation::Shared;
+                    if finished > 0 {
+                        continue;
+                    }
+                    POLL_INTERVAL
+                }
+                Err(err) if isolation == Isolation::Shared && !err.is_unavailable() => {
+                    tracing::warn!(worker, %err, "operation batch failed; retrying each operation in a savepoint");
+                    isolation = Isolation::Savepoint;
+                    continue;
+                }
                 Err(err) => {
                     tracing::warn!(worker, %err, "operation worker failed; retrying");
                     Duration::from_secs(1)
@@ -148,7 +162,7 @@ impl Queue {
     /// transaction (group commit: one commit for the batch); see
     /// [`Runner`](super::runner::Runner) for how each is applied. Returns
     /// how many operations finished.
-    pub async fn run_batch(&self, worker: &str) -> Result<usize> {
+    pub async fn run_batch(&self, worker: &str, isolation: Isolation) -> Result<usize> {
         let tx = self.store().write().await?;
         let rows = self.runner.claim(&tx, Claim::Oldest(BATCH), worker).await?;
         if rows.is_empty() {
@@ -156,7 +170,9 @@ impl Queue {
         }
         let mut batch = Batch::default();
         for row in &rows {
-            self.runner.run(&tx, row, worker, &mut batch).await?;
+            self.runner
+                .run(&tx, row, worker, isolation, &mut batch)
+                .await?;
         }
         tx.commit().await?;
         let finished = self.runner.committed(batch).len();

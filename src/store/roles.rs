@@ -51,8 +51,7 @@ fn to_role(r: role::Model) -> Result<Role, DbErr> {
     Ok(Role {
         permissions: serde_json::from_str(&r.permissions)
             .map_err(|e| DbErr::Custom(format!("bad permissions of role `{}`: {e}", r.role_id)))?,
-        scope: RoleScope::parse(&r.scope)
-            .ok_or_else(|| DbErr::Custom(format!("bad scope `{}`", r.scope)))?,
+        scope: parse_scope(&r.scope)?,
         organization_id: r.organization_id,
         role_id: r.role_id,
         name: r.name,
@@ -61,6 +60,10 @@ fn to_role(r: role::Model) -> Result<Role, DbErr> {
         create_time: r.create_time,
         update_time: r.update_time,
     })
+}
+
+fn parse_scope(scope: &str) -> Result<RoleScope, DbErr> {
+    RoleScope::parse(scope).ok_or_else(|| DbErr::Custom(format!("bad scope `{scope}`")))
 }
 
 /// Roles from their rows, in the rows' order.
@@ -194,9 +197,7 @@ pub async fn role_scopes(
             .all(db)
             .await?;
         for (role_id, scope) in rows {
-            let scope = RoleScope::parse(&scope)
-                .ok_or_else(|| DbErr::Custom(format!("bad scope `{scope}`")))?;
-            scopes.insert(role_id, scope);
+            scopes.insert(role_id, parse_scope(&scope)?);
         }
     }
     Ok(scopes)

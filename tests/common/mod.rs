@@ -277,6 +277,11 @@ impl TestServer {
         })
     }
 
+    /// The URL of this server's database.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// The database this server uses.
     pub fn backend(&self) -> Backend {
         self.backend
