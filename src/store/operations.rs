@@ -75,9 +75,10 @@ pub async fn insert_all(
     Ok(inserted)
 }
 
-/// Operations per multi-row insert: 16 columns each stays far below every
-/// backend's parameter limit.
-const INSERT_CHUNK: usize = 256;
+/// Operations per multi-row insert. Each row count is a statement of its
+/// own in every connection's prepared-statement cache, so the counts are
+/// kept few (and 16 columns each stay far below every parameter limit).
+const INSERT_CHUNK: usize = 16;
 
 fn pending_row(op: NewOperation) -> operation::ActiveModel {
     operation::ActiveModel {
@@ -203,9 +204,13 @@ pub async fn claim(
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
-            values.extend(ids.iter().map(|id| id.as_str().into()));
-            let marks = vec!["?"; ids.len()].join(", ");
-            (format!("o.id IN ({marks}) AND "), ids.len() as u64)
+            // Padded to a power of two with the last id, so that a few
+            // statements serve every batch size.
+            let slots = ids.len().next_power_of_two();
+            let padding = std::iter::repeat_n(&ids[ids.len() - 1], slots - ids.len());
+            values.extend(ids.iter().chain(padding).map(|id| id.as_str().into()));
+            let marks = vec!["?"; slots].join(", ");
+            (format!("o.id IN ({marks}) AND "), slots as u64)
         }
     };
     values.extend([now.into(), false.into(), now.into()]);

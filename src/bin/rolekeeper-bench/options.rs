@@ -85,9 +85,10 @@ pub struct Options {
     pub keep_temp: bool,
 
     /// Times the load phases run against the same server. The server's
-    /// resident memory after each round shows whether it grows; the table's
+    /// resident memory after each round shows whether it grows (from the
+    /// second round on: the first warms caches and pools); the table's
     /// throughput figures are those of the first round.
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub rounds: usize,
 }
 

@@ -13,7 +13,7 @@ use crate::{
 };
 use rolekeeper::pb::v1::{
     AddRoleMembersRequest, AssignUserRolesRequest, CheckPermissionRequest, GetRoleRequest,
-    ListUserRolesRequest, UserRef, user_ref,
+    ListUserRolesRequest, RevokeUserRolesRequest, UserRef, user_ref,
 };
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub struct Results {
     pub check_permission: Stats,
     /// Raw single-row commits on the same kind of database.
     pub raw_commit: Stats,
-    /// AssignUserRoles from submit to done (WaitOperation).
+    /// AssignUserRoles and RevokeUserRoles, alternating, from submit to done.
     pub assign_ops: Stats,
     /// The single large AddRoleMembers.
     pub add_members: AddMembers,
@@ -284,7 +284,10 @@ fn check_permission(
 }
 
 /// `RoleService/AssignUserRoles` of a random role to a random user, then
-/// WaitOperation until it is done: one completed operation.
+/// `RevokeUserRoles` of the same role from the same user, alternating; each
+/// until done (its answer, or WaitOperation): one completed operation per
+/// request. Alternating keeps the data the same size, so that every round
+/// does the same work and memory can be compared between rounds.
 fn assign(
     clients: &Clients,
     plan: SeedPlan,
@@ -293,17 +296,30 @@ fn assign(
     move |client, sequence| {
         let mut roles = clients.roles(client);
         let mut ops = clients.ops(client);
-        let (organization_id, u) = pick(&plan, client, sequence, 5, plan.users_per_org);
-        let r = (mix(client, sequence, 6) % plan.roles as u64) as usize;
+        let pair = sequence / 2;
+        let (organization_id, u) = pick(&plan, client, pair, 5, plan.users_per_org);
+        let r = (mix(client, pair, 6) % plan.roles as u64) as usize;
+        let user_id = seed::user_id(u);
+        let role_ids = vec![seed::role_id(r)];
         Box::pin(async move {
-            let request = AssignUserRolesRequest {
-                organization_id,
-                user_id: seed::user_id(u),
-                role_ids: vec![seed::role_id(r)],
-                request_id: String::new(),
+            let operation = if sequence % 2 == 0 {
+                let request = AssignUserRolesRequest {
+                    organization_id,
+                    user_id,
+                    role_ids,
+                    request_id: String::new(),
+                };
+                roles.assign_user_roles(request).await?
+            } else {
+                let request = RevokeUserRolesRequest {
+                    organization_id,
+                    user_id,
+                    role_ids,
+                    request_id: String::new(),
+                };
+                roles.revoke_user_roles(request).await?
             };
-            let operation = roles.assign_user_roles(request).await?.into_inner();
-            wait_done(&mut ops, operation).await
+            wait_done(&mut ops, operation.into_inner()).await
         })
     }
 }

@@ -49,7 +49,8 @@ pub struct JsonReport {
     pub rss_peak_mib: f64,
     /// Server `VmRSS` after each round of load phases, MiB.
     pub rss_rounds_mib: Vec<f64>,
-    /// `VmRSS` after the last round minus after the first, MiB.
+    /// `VmRSS` after the last round minus after the second, MiB (the first
+    /// round warms caches, pools and allocator arenas).
     pub rss_growth_mib: f64,
     /// `sqlite` or `postgres`.
     pub backend: String,
@@ -173,7 +174,7 @@ impl Report {
             None,
         );
         let assign = &r.assign_ops;
-        let label = "AssignUserRoles submit → done";
+        let label = "Assign/RevokeUserRoles submit → done";
         row(
             &mut out,
             label,
@@ -215,19 +216,20 @@ impl Report {
             .iter()
             .map(|m| format!("{:.1}", m.rss_mib))
             .collect();
-        let growth_target = match self.rss_growth_target() {
+        let growth = match self.rss_growth_target() {
             Some(met) => format!(
-                "target: no growth beyond {RSS_GROWTH_TOLERANCE_MIB} MiB of allocator noise: {}",
+                "growth after the warm-up round {:+.1} MiB; target: no growth beyond \
+                 {RSS_GROWTH_TOLERANCE_MIB} MiB of allocator noise: {}",
+                self.rss_growth(),
                 verdict(met)
             ),
-            None => "one round: run with --rounds 2 or more to see growth".to_owned(),
+            None => "run with --rounds 3 or more to see growth".to_owned(),
         };
         let _ = writeln!(
             out,
-            "- server RSS after each of {} rounds: {} MiB (growth {:+.1} MiB; {growth_target})",
+            "- server RSS after each of {} rounds: {} MiB ({growth})",
             rounds.len(),
             rounds.join(", "),
-            self.rss_growth()
         );
     }
 
@@ -292,18 +294,20 @@ impl Report {
         })
     }
 
-    /// Resident memory after the last round minus after the first.
+    /// Resident memory after the last round minus after the second: the
+    /// first round warms the caches, the pools and the allocator's arenas.
     fn rss_growth(&self) -> f64 {
         let rounds = &self.results.memory_rounds;
-        match (rounds.first(), rounds.last()) {
-            (Some(first), Some(last)) => last.rss_mib - first.rss_mib,
+        match (rounds.get(1), rounds.last()) {
+            (Some(warm), Some(last)) => last.rss_mib - warm.rss_mib,
             _ => 0.0,
         }
     }
 
-    /// Whether memory stayed flat over the rounds; `None` with one round.
+    /// Whether memory stayed flat after the warm-up round; `None` with
+    /// fewer than three rounds.
     fn rss_growth_target(&self) -> Option<bool> {
-        (self.results.memory_rounds.len() > 1)
+        (self.results.memory_rounds.len() > 2)
             .then(|| self.rss_growth() <= RSS_GROWTH_TOLERANCE_MIB)
     }
 
