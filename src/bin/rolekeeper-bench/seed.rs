@@ -263,8 +263,20 @@ async fn seed_assignments(clients: &Clients, plan: &SeedPlan, workers: usize) ->
     .await
 }
 
-/// Runs `work(i)` for every `i` in `0..count` on `workers` concurrent tasks;
-/// stops at the first error.
+/// Tries per item when the server answers `UNAVAILABLE`.
+const ATTEMPTS: u32 = 5;
+
+/// Pause before the second try; it grows with each one.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn is_unavailable(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    error
+        .downcast_ref::<tonic::Status>()
+        .is_some_and(|status| status.code() == tonic::Code::Unavailable)
+}
+
+/// Runs `work(i)` for every `i` in `0..count` on `workers` concurrent tasks,
+/// retrying one that meets `UNAVAILABLE`; stops at the first other error.
 async fn for_each<F, Fut>(count: usize, workers: usize, work: F) -> Result<()>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
@@ -282,7 +294,18 @@ where
                 if i >= count {
                     return Ok::<(), BoxError>(());
                 }
-                work(i).await.map_err(|e| format!("item {i}: {e}"))?;
+                let mut attempt = 1;
+                loop {
+                    match work(i).await {
+                        Ok(()) => break,
+                        // Like any client: UNAVAILABLE (a busy database) is retried.
+                        Err(e) if attempt < ATTEMPTS && is_unavailable(&*e) => {
+                            tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(format!("item {i}: {e}").into()),
+                    }
+                }
             }
         });
     }
@@ -295,6 +318,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unavailable_is_retried() {
+        let busy: BoxError = tonic::Status::unavailable("busy").into();
+        let missing: BoxError = tonic::Status::not_found("gone").into();
+        let other: BoxError = "no status".into();
+        assert!(is_unavailable(&*busy));
+        assert!(!is_unavailable(&*missing));
+        assert!(!is_unavailable(&*other));
+    }
 
     fn plan() -> SeedPlan {
         SeedPlan {
