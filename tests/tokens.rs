@@ -1012,6 +1012,11 @@ fn logs_name_reasons_but_never_tokens_or_keys() {
                 },
             ),
         ];
+        // Every refusal goes through one callsite. Register it, then have its
+        // interest recomputed while this thread's subscriber is live: a
+        // parallel test may have registered it first, without one.
+        let _ = auth.authenticate(Some("Bearer not-a-token"));
+        tracing::callsite::rebuild_interest_cache();
         for token in &tokens {
             let _ = auth.authenticate(Some(&format!("Bearer {token}")));
         }
