@@ -1,8 +1,12 @@
 //! The durable operation queue. An accepted bulk change is a row in
-//! `operations`, committed before the RPC returns; workers claim rows with a
-//! lease, apply them through the domain in one transaction together with the
-//! row's completion (so nothing is applied twice), and wake `WaitOperation`
-//! callers. Finished rows are removed after the retention period.
+//! `operations`, committed before the RPC returns (the intake batches the
+//! commits of concurrent submissions). A small operation is applied in that
+//! same transaction when nothing earlier on its target is unfinished, and
+//! the RPC returns it done; the others wait for workers, which claim rows
+//! with a lease. Either way one runner applies an operation through
+//! the domain in one transaction together with the row's completion (so
+//! nothing is applied twice) and wakes `WaitOperation` callers. Finished
+//! rows are removed after the retention period.
 
 mod backlog;
 pub mod filter;

@@ -159,10 +159,9 @@ impl Queue {
     }
 
     /// Claims and runs up to [`BATCH`] runnable operations in one
-    /// transaction (group commit: one commit for the batch); see
-    /// [`Runner`](super::runner::Runner) for how each is applied. Returns
-    /// how many operations finished.
-    pub async fn run_batch(&self, worker: &str, isolation: Isolation) -> Result<usize> {
+    /// transaction (group commit: one commit for the batch); see the
+    /// runner for how each is applied. Returns how many finished.
+    async fn run_batch(&self, worker: &str, isolation: Isolation) -> Result<usize> {
         let tx = self.store().write().await?;
         let rows = self.runner.claim(&tx, Claim::Oldest(BATCH), worker).await?;
         if rows.is_empty() {
