@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 256;
 /// Operations of at most this many items are applied in the transaction
 /// that accepts them (when this process runs operations); larger ones are
 /// left to the workers, so their RPC returns at once.
-pub const APPLY_ON_ACCEPT_MAX_ITEMS: i64 = 100;
+const APPLY_ON_ACCEPT_MAX_ITEMS: i64 = 100;
 
 /// How long applying on acceptance may wait for a row lock (PostgreSQL: say,
 /// another replica's transaction holds the user's rows) before it gives up
