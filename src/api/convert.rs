@@ -99,24 +99,25 @@ pub fn scope_in(field: &str, value: i32) -> Result<Option<RoleScope>> {
     }
 }
 
-fn permission(p: Permission) -> v1::Permission {
+fn permission(p: &Permission) -> v1::Permission {
     v1::Permission {
-        name: p.name,
-        description: p.description,
+        name: p.name.clone(),
+        description: p.description.clone(),
         access: Some(p.access),
     }
 }
 
-/// Role to protobuf.
-pub fn role(r: Role) -> v1::Role {
+/// Role to protobuf. By reference: roles are answered from shared cached
+/// values, and copying straight into the message is the only copy.
+pub fn role(r: &Role) -> v1::Role {
     v1::Role {
         etag: r.etag(),
-        organization_id: r.organization_id,
-        role_id: r.role_id,
-        name: r.name,
-        description: r.description,
+        organization_id: r.organization_id.clone(),
+        role_id: r.role_id.clone(),
+        name: r.name.clone(),
+        description: r.description.clone(),
         scope: scope_out(r.scope).into(),
-        permissions: r.permissions.into_iter().map(permission).collect(),
+        permissions: r.permissions.iter().map(permission).collect(),
         create_time: timestamp(r.create_time),
         update_time: timestamp(r.update_time),
     }
@@ -173,18 +174,18 @@ pub fn membership(m: Membership) -> v1::WorkspaceMembership {
         workspace_id: m.workspace_id,
         user_id: m.user_id,
         role: base_role_out(m.base_role).into(),
-        roles: m.roles.into_iter().map(role).collect(),
+        roles: m.roles.iter().map(role).collect(),
         create_time: timestamp(m.create_time),
         update_time: timestamp(m.update_time),
     }
 }
 
 /// User roles to protobuf.
-pub fn user_roles(u: UserRoles) -> v1::UserRoles {
+pub fn user_roles(u: &UserRoles) -> v1::UserRoles {
     v1::UserRoles {
-        organization_id: u.organization_id,
-        user_id: u.user_id,
-        roles: u.roles.into_iter().map(role).collect(),
+        organization_id: u.organization_id.clone(),
+        user_id: u.user_id.clone(),
+        roles: u.roles.iter().map(role).collect(),
     }
 }
 
@@ -261,7 +262,7 @@ pub fn operation(op: Operation) -> longrunning::Operation {
     };
     let result = op.result.map(|result| match result {
         Ok(Outcome::UserRoles(u)) => {
-            longrunning::operation::Result::Response(any(&user_roles(u)).unwrap_or_default())
+            longrunning::operation::Result::Response(any(&user_roles(&u)).unwrap_or_default())
         }
         Ok(Outcome::RoleMembers(c)) => longrunning::operation::Result::Response(
             any(&role_members_change(c)).unwrap_or_default(),

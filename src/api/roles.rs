@@ -63,7 +63,7 @@ impl server::RoleService for Api {
                     .service()
                     .create_role(&m.organization_id, draft)
                     .await?;
-                Ok(convert::role(created))
+                Ok(convert::role(&created))
             }
             .await,
         )
@@ -82,7 +82,7 @@ impl server::RoleService for Api {
                     .service()
                     .get_role(&m.organization_id, &m.role_id)
                     .await?;
-                Ok(convert::role(role))
+                Ok(convert::role(&role))
             }
             .await,
         )
@@ -108,7 +108,7 @@ impl server::RoleService for Api {
                     .list_roles(&m.organization_id, scope, page)
                     .await?;
                 Ok(v1::ListRolesResponse {
-                    roles: page.items.into_iter().map(convert::role).collect(),
+                    roles: page.items.iter().map(convert::role).collect(),
                     next_page_token: page.next_page_token,
                 })
             }
@@ -132,7 +132,7 @@ impl server::RoleService for Api {
                 let draft = convert::role_in(role)?;
                 let paths = m.update_mask.map(|mask| mask.paths).unwrap_or_default();
                 let updated = self.queue.service().update_role(draft, &paths).await?;
-                Ok(convert::role(updated))
+                Ok(convert::role(&updated))
             }
             .await,
         )
@@ -198,7 +198,7 @@ impl server::RoleService for Api {
                     .service()
                     .list_user_roles(&m.organization_id, &m.user_id)
                     .await?;
-                Ok(convert::user_roles(roles))
+                Ok(convert::user_roles(&roles))
             }
             .await,
         )

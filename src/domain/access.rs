@@ -10,7 +10,7 @@ use super::{
     validate::{self, Checker},
 };
 use crate::{error::Result, store};
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 /// The permissions of a set of roles compiled for lookups: per permission
 /// name, the roles that grant it and the roles that deny it.
@@ -66,22 +66,20 @@ impl PermissionSet {
 }
 
 impl Service {
-    /// The organization roles a user holds.
-    pub async fn list_user_roles(&self, o: &str, u: &str) -> Result<UserRoles> {
+    /// The organization roles a user holds (shared with the read cache).
+    pub async fn list_user_roles(&self, o: &str, u: &str) -> Result<Arc<UserRoles>> {
         validate::ids(&[("organization_id", o), ("user_id", u)])?;
-        let roles = self
-            .cached(Key::UserRoles(o.to_owned(), u.to_owned()), || async {
-                let reader = self.store().reader();
-                let roles = load_user_roles(reader, o, u).await?;
-                if roles.roles.is_empty() {
-                    // Assignments exist only for existing users; without
-                    // any, tell a user without roles from no user.
-                    require_user(reader, o, u).await?;
-                }
-                Ok(roles)
-            })
-            .await?;
-        Ok(UserRoles::clone(&roles))
+        self.cached(Key::UserRoles(o.to_owned(), u.to_owned()), || async {
+            let reader = self.store().reader();
+            let roles = load_user_roles(reader, o, u).await?;
+            if roles.roles.is_empty() {
+                // Assignments exist only for existing users; without any,
+                // tell a user without roles from no user.
+                require_user(reader, o, u).await?;
+            }
+            Ok(roles)
+        })
+        .await
     }
 
     /// A page of the users holding an organization role.

@@ -16,7 +16,7 @@ use crate::{
     store::{self, roles as db},
 };
 use sea_orm::ConnectionTrait;
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 /// A permission as a caller sends it: `access` may be missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,15 +177,13 @@ impl Service {
         Ok(role)
     }
 
-    /// One role.
-    pub async fn get_role(&self, o: &str, r: &str) -> Result<Role> {
+    /// One role (shared with the read cache).
+    pub async fn get_role(&self, o: &str, r: &str) -> Result<Arc<Role>> {
         validate::ids(&[("organization_id", o), ("role_id", r)])?;
-        let role = self
-            .cached(Key::Role(o.to_owned(), r.to_owned()), || {
-                require_role(self.store().reader(), o, r)
-            })
-            .await?;
-        Ok(Role::clone(&role))
+        self.cached(Key::Role(o.to_owned(), r.to_owned()), || {
+            require_role(self.store().reader(), o, r)
+        })
+        .await
     }
 
     /// A page of roles, optionally of one scope.
