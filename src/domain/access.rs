@@ -10,6 +10,7 @@ use super::{
     validate::{self, Checker},
 };
 use crate::{error::Result, store};
+use sea_orm::ConnectionTrait;
 use std::{collections::HashMap, sync::Arc};
 
 /// The permissions of a set of roles compiled for lookups: per permission
@@ -65,19 +66,27 @@ impl PermissionSet {
     }
 }
 
+/// The organization roles of `u`; `NOT_FOUND` if there is no such user.
+/// Assignments exist only for existing users, so the user is looked up
+/// only when it holds no roles.
+async fn roles_of_existing_user(
+    reader: &impl ConnectionTrait,
+    o: &str,
+    u: &str,
+) -> Result<UserRoles> {
+    let roles = load_user_roles(reader, o, u).await?;
+    if roles.roles.is_empty() {
+        require_user(reader, o, u).await?;
+    }
+    Ok(roles)
+}
+
 impl Service {
     /// The organization roles a user holds (shared with the read cache).
     pub async fn list_user_roles(&self, o: &str, u: &str) -> Result<Arc<UserRoles>> {
         validate::ids(&[("organization_id", o), ("user_id", u)])?;
-        self.cached(Key::UserRoles(o.to_owned(), u.to_owned()), || async {
-            let reader = self.store().reader();
-            let roles = load_user_roles(reader, o, u).await?;
-            if roles.roles.is_empty() {
-                // Assignments exist only for existing users; without any,
-                // tell a user without roles from no user.
-                require_user(reader, o, u).await?;
-            }
-            Ok(roles)
+        self.cached(Key::UserRoles(o.to_owned(), u.to_owned()), || {
+            roles_of_existing_user(self.store().reader(), o, u)
         })
         .await
     }
@@ -133,10 +142,7 @@ impl Service {
     /// membership's base role and extra roles.
     async fn applicable_roles(&self, o: &str, u: &str, w: Option<&str>) -> Result<Vec<Role>> {
         let reader = self.store().reader();
-        let mut roles = load_user_roles(reader, o, u).await?.roles;
-        if roles.is_empty() {
-            require_user(reader, o, u).await?;
-        }
+        let mut roles = roles_of_existing_user(reader, o, u).await?.roles;
         if let Some(w) = w {
             require_workspace(reader, o, w).await?;
             if let Some(m) = store::memberships::find_membership_of_user(reader, o, w, u).await? {

@@ -1,7 +1,8 @@
 //! A cache of the hot reads — the compiled permissions of the roles that
-//! apply to `(organization, user, workspace)` for CheckPermission, single roles for GetRole, and the
-//! roles of a user for ListUserRoles — so they are answered from memory. It
-//! never serves an answer older than a committed change:
+//! apply to `(organization, user, workspace)` for CheckPermission, single
+//! roles for GetRole, and the roles of a user for ListUserRoles — so they
+//! are answered from memory. It never serves an answer older than a
+//! committed change:
 //! - every write that can change a decision holds a [`WriteGuard`] from
 //!   before its transaction begins until after it commits; while any guard
 //!   of an organization is held, its checks bypass the cache;

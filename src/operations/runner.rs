@@ -38,6 +38,30 @@ pub struct Ended {
     pub end_time: i64,
 }
 
+impl Ended {
+    /// `row`'s operation ending now in `state` with `result`.
+    fn new(
+        row: &OperationRow,
+        state: &'static str,
+        result: Result<Outcome, Error>,
+        processed_items: i64,
+    ) -> Self {
+        Self {
+            id: row.id.clone(),
+            state,
+            result,
+            processed_items,
+            start_time: row.start_time,
+            end_time: now_micros(),
+        }
+    }
+
+    /// The result as the row stores it.
+    fn serialized(&self) -> Result<String> {
+        serde_json::to_string(&self.result).map_err(Error::internal)
+    }
+}
+
 /// How the operations of one transaction are kept apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
@@ -230,27 +254,8 @@ impl Runner {
         worker: &str,
         outcome: Outcome,
     ) -> Result<Option<Ended>> {
-        let result = Ok(outcome);
-        let serialized = serde_json::to_string(&result).map_err(Error::internal)?;
-        let end_time = now_micros();
-        let finished = db::finish(
-            conn,
-            &row.id,
-            worker,
-            state::SUCCEEDED,
-            serialized,
-            row.requested_items,
-            end_time,
-        )
-        .await?;
-        Ok(finished.then(|| Ended {
-            id: row.id.clone(),
-            state: state::SUCCEEDED,
-            result,
-            processed_items: row.requested_items,
-            start_time: row.start_time,
-            end_time,
-        }))
+        let ended = Ended::new(row, state::SUCCEEDED, Ok(outcome), row.requested_items);
+        self.finish(conn, worker, ended).await
     }
 
     /// Ends a claimed operation with `err` (or cancelled, if that was asked).
@@ -261,37 +266,37 @@ impl Runner {
         worker: &str,
         err: Error,
     ) -> Result<Ended> {
-        let result = Err(err);
-        let serialized =
-            serde_json::to_string(&result.as_ref().map(drop)).map_err(Error::internal)?;
-        let end_time = now_micros();
-        if db::finish(tx, &row.id, worker, state::FAILED, serialized, 0, end_time).await? {
-            Ok(Ended {
-                id: row.id.clone(),
-                state: state::FAILED,
-                result,
-                processed_items: 0,
-                start_time: row.start_time,
-                end_time,
-            })
-        } else {
-            self.cancel_claimed(tx, row).await
+        let ended = Ended::new(row, state::FAILED, Err(err), 0);
+        match self.finish(tx, worker, ended).await? {
+            Some(ended) => Ok(ended),
+            None => self.cancel_claimed(tx, row).await,
         }
     }
 
+    /// Writes `ended` into the row `worker` holds; `None` if the row no
+    /// longer allows that (cancel requested, claim lost).
+    async fn finish(
+        &self,
+        conn: &DatabaseTransaction,
+        worker: &str,
+        ended: Ended,
+    ) -> Result<Option<Ended>> {
+        let finished = db::finish(
+            conn,
+            &ended.id,
+            worker,
+            ended.state,
+            ended.serialized()?,
+            ended.processed_items,
+            ended.end_time,
+        )
+        .await?;
+        Ok(finished.then_some(ended))
+    }
+
     async fn cancel_claimed(&self, tx: &DatabaseTransaction, row: &OperationRow) -> Result<Ended> {
-        let result = Err(Error::Cancelled);
-        let serialized =
-            serde_json::to_string(&result.as_ref().map(drop)).map_err(Error::internal)?;
-        let end_time = now_micros();
-        db::cancel(tx, &row.id, serialized, end_time, false).await?;
-        Ok(Ended {
-            id: row.id.clone(),
-            state: state::CANCELLED,
-            result,
-            processed_items: 0,
-            start_time: row.start_time,
-            end_time,
-        })
+        let ended = Ended::new(row, state::CANCELLED, Err(Error::Cancelled), 0);
+        db::cancel(tx, &row.id, ended.serialized()?, ended.end_time, false).await?;
+        Ok(ended)
     }
 }
