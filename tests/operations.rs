@@ -26,6 +26,7 @@ backend_tests!(
     operations_are_visible_only_to_their_organization,
     operations_recheck_the_world_when_they_run,
     a_broken_operation_fails_alone,
+    one_transaction_keeps_each_operation_apart_and_in_order,
 );
 
 /// Submits AssignUserRoles as the writer of `org`, without waiting.
@@ -669,4 +670,69 @@ async fn a_broken_operation_fails_alone(mut server: TestServer) {
     assert_eq!(fine.roles.len(), 1);
     assert!(server.user_role_ids(ORG, "alice").await.is_empty());
     assert_eq!(server.user_role_ids(ORG, "bob").await, ["writer"]);
+}
+
+/// Operations claimed into one transaction end as each would alone: user
+/// role changes applied together still fail one by one, and an operation
+/// of another kind between them keeps its place in acceptance order.
+async fn one_transaction_keeps_each_operation_apart_and_in_order(mut server: TestServer) {
+    server.seed().await;
+    server.create_user(ORG, "dave", "").await;
+    server.create_user(ORG, "erin", "").await;
+    // All pending, so that one worker claims them together.
+    server.restart(0).await;
+    let alice = submit_assign(&server, ORG, "alice", &["reader", "writer"]).await;
+    let members = submit_add_members(&server, "reader", &["bob", "carol"]).await;
+    let bob = submit_revoke(&server, "bob", &["reader"]).await;
+    let carol = submit_assign(&server, ORG, "carol", &["writer"]).await;
+    let dave = submit_assign(&server, ORG, "dave", &["reader"]).await;
+    let erin = submit_assign(&server, ORG, "erin", &["reader", "blocker"]).await;
+    server
+        .orgs(&writer(ORG))
+        .delete_user(DeleteUserRequest {
+            organization_id: ORG.into(),
+            user_id: "dave".into(),
+        })
+        .await
+        .must();
+    server
+        .roles(&writer(ORG))
+        .delete_role(DeleteRoleRequest {
+            organization_id: ORG.into(),
+            role_id: "blocker".into(),
+            force: false,
+        })
+        .await
+        .must();
+    server.restart(1).await;
+
+    let role_ids =
+        |roles: UserRoles| -> Vec<String> { roles.roles.into_iter().map(|r| r.role_id).collect() };
+    let alice: UserRoles = op_response(&server.wait_done(&alice.name).await);
+    assert_eq!(role_ids(alice), ["reader", "writer"]);
+    let members: RoleMembersChange = op_response(&server.wait_done(&members.name).await);
+    assert_eq!(members.added_user_ids, ["bob", "carol"]);
+    let bob: UserRoles = op_response(&server.wait_done(&bob.name).await);
+    assert!(role_ids(bob).is_empty(), "revoked after the earlier add");
+    let carol: UserRoles = op_response(&server.wait_done(&carol.name).await);
+    assert_eq!(
+        role_ids(carol),
+        ["reader", "writer"],
+        "the earlier add counts"
+    );
+    for (op, missing) in [(&dave, "users/dave"), (&erin, "roles/blocker")] {
+        let error = op_error(&server.wait_done(&op.name).await);
+        assert_eq!(error.code, Code::NotFound as i32, "{error:?}");
+        assert!(error.message.contains(missing), "{error:?}");
+    }
+    assert_eq!(
+        server.user_role_ids(ORG, "erin").await,
+        Vec::<String>::new(),
+        "all or nothing: reader was not assigned either"
+    );
+    assert_eq!(
+        server.user_role_ids(ORG, "carol").await,
+        ["reader", "writer"]
+    );
+    assert!(server.user_role_ids(ORG, "bob").await.is_empty());
 }

@@ -12,6 +12,7 @@ pub mod names;
 pub mod paging;
 pub mod read_cache;
 pub mod roles;
+pub mod user_role_batch;
 pub mod validate;
 
 use crate::store::Store;

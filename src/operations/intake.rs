@@ -189,8 +189,8 @@ async fn apply(
     ids: &[String],
     ran: &mut Batch,
 ) -> Result<()> {
-    for row in runner.claim(tx, Claim::Ids(ids), worker).await? {
-        runner.run(tx, &row, worker, Isolation::Shared, ran).await?;
-    }
-    Ok(())
+    let rows = runner.claim(tx, Claim::Ids(ids), worker).await?;
+    runner
+        .run_all(tx, &rows, worker, Isolation::Shared, ran)
+        .await
 }

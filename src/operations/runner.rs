@@ -13,6 +13,7 @@ use crate::{
         commands::{Command, Outcome},
         now_micros,
         read_cache::WriteGuard,
+        user_role_batch::UserRolesChange,
     },
     error::{Error, Result},
     store::operations::{self as db, Claim, OperationRow, state},
@@ -87,6 +88,13 @@ impl Batch {
     pub fn len(&self) -> usize {
         self.ended.len()
     }
+
+    /// Adds `row`'s operation, which ended, having run since `started`.
+    fn add(&mut self, ended: Ended, row: &OperationRow, started: std::time::Instant) {
+        metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => ended.state)
+            .record(started.elapsed().as_secs_f64());
+        self.ended.push(ended);
+    }
 }
 
 /// Claims and applies operations; wakes workers and `WaitOperation` callers.
@@ -139,24 +147,58 @@ impl Runner {
         Ok(db::claim(tx, which, worker, now, lease_until).await?)
     }
 
-    /// Runs a claimed operation to its end in `tx`, adding it to `batch`.
-    pub async fn run(
+    /// Runs claimed operations to their end in `tx`, in order, adding them
+    /// to `batch`. Shared, consecutive Assign/RevokeUserRoles (each on its
+    /// own user: a claim never holds two operations on one target) are
+    /// applied together, in a fixed number of statements.
+    pub async fn run_all(
+        &self,
+        tx: &DatabaseTransaction,
+        rows: &[OperationRow],
+        worker: &str,
+        isolation: Isolation,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let commands: Vec<_> = rows
+            .iter()
+            .map(|row| serde_json::from_str::<Command>(&row.command))
+            .collect();
+        let mut together = Vec::new();
+        for (row, command) in rows.iter().zip(&commands) {
+            if let Ok(command) = command
+                && isolation == Isolation::Shared
+                && !row.cancel_requested
+                && let Some(change) = UserRolesChange::of(command)
+            {
+                together.push((row, change));
+                continue;
+            }
+            self.run_together(tx, &together, worker, batch).await?;
+            together.clear();
+            self.run(tx, row, command, worker, isolation, batch).await?;
+        }
+        self.run_together(tx, &together, worker, batch).await
+    }
+
+    /// Runs one claimed operation to its end in `tx`, adding it to `batch`.
+    async fn run(
         &self,
         tx: &DatabaseTransaction,
         row: &OperationRow,
+        command: &serde_json::Result<Command>,
         worker: &str,
         isolation: Isolation,
         batch: &mut Batch,
     ) -> Result<()> {
         let started = std::time::Instant::now();
-        let ended = match serde_json::from_str::<Command>(&row.command) {
+        let ended = match command {
             Ok(command) => {
                 batch
                     .guards
                     .push(self.service.acl_write(command.organization_id()));
                 match isolation {
-                    Isolation::Shared => self.apply_shared(tx, row, worker, &command).await?,
-                    Isolation::Savepoint => self.apply_isolated(tx, row, worker, &command).await?,
+                    Isolation::Shared => self.apply_shared(tx, row, worker, command).await?,
+                    Isolation::Savepoint => self.apply_isolated(tx, row, worker, command).await?,
                 }
             }
             Err(err) => {
@@ -165,9 +207,49 @@ impl Runner {
             }
         };
         db::notify(tx, db::FINISHED_CHANNEL, &row.id).await?;
-        metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => ended.state)
-            .record(started.elapsed().as_secs_f64());
-        batch.ended.push(ended);
+        batch.add(ended, row, started);
+        Ok(())
+    }
+
+    /// Applies user role changes of different users together in `tx` and
+    /// finishes their operations, adding them to `batch`.
+    async fn run_together(
+        &self,
+        tx: &DatabaseTransaction,
+        changes: &[(&OperationRow, UserRolesChange<'_>)],
+        worker: &str,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let (rows, changes): (Vec<_>, Vec<_>) = changes.iter().copied().unzip();
+        for change in &changes {
+            batch
+                .guards
+                .push(self.service.acl_write(change.organization_id()));
+        }
+        let results = self
+            .service
+            .apply_user_role_changes(tx, &changes, now_micros())
+            .await?;
+        let ended: Vec<_> = rows
+            .iter()
+            .zip(results)
+            .map(|(row, result)| match result {
+                Ok(outcome) => Ended::new(row, state::SUCCEEDED, Ok(outcome), row.requested_items),
+                Err(err) => Ended::new(row, state::FAILED, Err(err), 0),
+            })
+            .collect();
+        if self.finish_all(tx, worker, &ended).await? != ended.len() {
+            return Err(Error::internal("an operation changed under its claim"));
+        }
+        let ids: Vec<_> = ended.iter().map(|e| e.id.as_str()).collect();
+        db::notify_all(tx, db::FINISHED_CHANNEL, &ids).await?;
+        for (ended, row) in ended.into_iter().zip(rows) {
+            batch.add(ended, row, started);
+        }
         Ok(())
     }
 
@@ -281,17 +363,37 @@ impl Runner {
         worker: &str,
         ended: Ended,
     ) -> Result<Option<Ended>> {
-        let finished = db::finish(
-            conn,
-            &ended.id,
-            worker,
-            ended.state,
-            ended.serialized()?,
-            ended.processed_items,
-            ended.end_time,
-        )
-        .await?;
-        Ok(finished.then_some(ended))
+        let finished = self
+            .finish_all(conn, worker, std::slice::from_ref(&ended))
+            .await?;
+        Ok((finished == 1).then_some(ended))
+    }
+
+    /// Writes every `ended` into the row `worker` holds, in one statement;
+    /// returns how many rows allowed it.
+    async fn finish_all(
+        &self,
+        conn: &DatabaseTransaction,
+        worker: &str,
+        ended: &[Ended],
+    ) -> Result<usize> {
+        let results = ended
+            .iter()
+            .map(Ended::serialized)
+            .collect::<Result<Vec<_>>>()?;
+        let finishes: Vec<_> = ended
+            .iter()
+            .zip(&results)
+            .map(|(e, result)| db::Finish {
+                id: &e.id,
+                state: e.state,
+                result,
+                processed_items: e.processed_items,
+                end_time: e.end_time,
+            })
+            .collect();
+        let finished = db::finish_all(conn, worker, &finishes).await?;
+        Ok(usize::try_from(finished).unwrap_or(usize::MAX))
     }
 
     async fn cancel_claimed(&self, tx: &DatabaseTransaction, row: &OperationRow) -> Result<Ended> {

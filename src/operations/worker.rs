@@ -168,11 +168,9 @@ impl Queue {
             return Ok(0);
         }
         let mut batch = Batch::default();
-        for row in &rows {
-            self.runner
-                .run(&tx, row, worker, isolation, &mut batch)
-                .await?;
-        }
+        self.runner
+            .run_all(&tx, &rows, worker, isolation, &mut batch)
+            .await?;
         tx.commit().await?;
         let finished = self.runner.committed(batch).len();
         // More may be runnable: let another idle worker look.

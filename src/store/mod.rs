@@ -3,8 +3,10 @@
 //! and PostgreSQL (write serialization, claim statements, error codes) is
 //! handled here. No protobuf types.
 
+pub mod assignments;
 pub mod directory;
 pub mod entities;
+mod json_list;
 pub mod memberships;
 pub mod migration;
 pub mod operations;

@@ -2,7 +2,7 @@
 //! expire. Claiming is one conditional `UPDATE ... RETURNING`, so any number
 //! of workers (and, on PostgreSQL, replicas) can share the queue.
 
-use super::{backend_of, entities::operation, statement};
+use super::{backend_of, entities::operation, json_list, statement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -255,29 +255,54 @@ fn ended(final_state: &str, result: String, now: i64) -> UpdateMany<operation::E
         .col_expr(operation::Column::EndTime, Expr::value(now))
 }
 
-/// Finishes a running operation held by `worker` unless cancellation was
-/// requested meanwhile. Returns whether the row was updated.
-pub async fn finish(
+/// How a claimed operation ends, for [`finish_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    /// The operation.
+    pub id: &'a str,
+    /// Its final state.
+    pub state: &'a str,
+    /// Its serialized result.
+    pub result: &'a str,
+    /// Items processed.
+    pub processed_items: i64,
+    /// When it ended.
+    pub end_time: i64,
+}
+
+/// Finishes running operations held by `worker`, in one statement; one
+/// whose cancellation was requested meanwhile is left alone. Returns how
+/// many rows were updated.
+pub async fn finish_all(
     db: &impl ConnectionTrait,
-    id: &str,
     worker: &str,
-    final_state: &str,
-    result: String,
-    processed_items: i64,
-    now: i64,
-) -> Result<bool, DbErr> {
-    let res = ended(final_state, result, now)
-        .col_expr(
-            operation::Column::ProcessedItems,
-            Expr::value(processed_items),
-        )
-        .filter(operation::Column::Id.eq(id))
-        .filter(operation::Column::State.eq(state::RUNNING))
-        .filter(operation::Column::LeaseOwner.eq(worker))
-        .filter(operation::Column::CancelRequested.eq(false))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected == 1)
+    finishes: &[Finish<'_>],
+) -> Result<u64, DbErr> {
+    let backend = backend_of(db);
+    let rows: Vec<_> = finishes
+        .iter()
+        .map(|f| (f.id, f.state, f.result, f.processed_items, f.end_time))
+        .collect();
+    let sql = format!(
+        "UPDATE operations SET state = f.s, done = ?, result = f.res, \
+           processed_items = CAST(f.n AS BIGINT), end_time = CAST(f.t AS BIGINT), \
+           lease_owner = NULL, lease_expires = NULL \
+         FROM ({}) AS f \
+         WHERE operations.id = f.i AND operations.state = ? \
+           AND operations.lease_owner = ? AND operations.cancel_requested = ?",
+        json_list::rows(backend, &["i", "s", "res", "n", "t"])
+    );
+    let values = vec![
+        true.into(),
+        json_list::param(&rows)?,
+        state::RUNNING.into(),
+        worker.into(),
+        false.into(),
+    ];
+    Ok(db
+        .execute(statement(backend, &sql, values))
+        .await?
+        .rows_affected())
 }
 
 /// Ends a not-done operation as cancelled with `result`. With `only_pending`
@@ -409,14 +434,28 @@ pub const SUBMITTED_CHANNEL: &str = "rolekeeper_operation_submitted";
 /// Queues a notification, delivered when the transaction commits. PostgreSQL
 /// only; SQLite has one process, which announces in memory.
 pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
+    notify_all(db, channel, &[payload]).await
+}
+
+/// Queues one notification per payload, in one statement (see [`notify`]).
+pub async fn notify_all(
+    db: &impl ConnectionTrait,
+    channel: &str,
+    payloads: &[&str],
+) -> Result<(), DbErr> {
     let backend = backend_of(db);
-    if backend != DbBackend::Postgres {
+    if backend != DbBackend::Postgres || payloads.is_empty() {
         return Ok(());
     }
+    let rows: Vec<_> = payloads.iter().map(|p| (p,)).collect();
+    let sql = format!(
+        "SELECT pg_notify(?, p) FROM ({}) AS n",
+        json_list::rows(backend, &["p"])
+    );
     db.execute(statement(
         backend,
-        "SELECT pg_notify(?, ?)",
-        vec![channel.into(), payload.into()],
+        &sql,
+        vec![channel.into(), json_list::param(&rows)?],
     ))
     .await
     .map(drop)

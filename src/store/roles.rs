@@ -47,7 +47,7 @@ pub async fn update_role(db: &impl ConnectionTrait, r: &Role) -> Result<(), DbEr
 }
 
 /// A role from its row.
-fn to_role(r: role::Model) -> Result<Role, DbErr> {
+pub(super) fn to_role(r: role::Model) -> Result<Role, DbErr> {
     Ok(Role {
         permissions: serde_json::from_str(&r.permissions)
             .map_err(|e| DbErr::Custom(format!("bad permissions of role `{}`: {e}", r.role_id)))?,
@@ -62,7 +62,7 @@ fn to_role(r: role::Model) -> Result<Role, DbErr> {
     })
 }
 
-fn parse_scope(scope: &str) -> Result<RoleScope, DbErr> {
+pub(super) fn parse_scope(scope: &str) -> Result<RoleScope, DbErr> {
     RoleScope::parse(scope).ok_or_else(|| DbErr::Custom(format!("bad scope `{scope}`")))
 }
 

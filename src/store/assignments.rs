@@ -1,0 +1,144 @@
+//! Organization-role assignments of many users at once: each function is
+//! one statement whatever the number of users, so that a batch of
+//! AssignUserRoles and RevokeUserRoles operations costs a fixed number of
+//! statements instead of a few per operation.
+
+use super::{
+    backend_of,
+    entities::role,
+    json_list,
+    roles::{parse_scope, to_role},
+    statement,
+};
+use crate::domain::model::{Role, RoleScope};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use std::collections::{HashMap, HashSet};
+
+/// `(organization_id, id)`: a user or a role.
+pub type Key = (String, String);
+
+/// Which of the `(organization, user)` pairs `users` exist.
+pub async fn existing_users(
+    db: &impl ConnectionTrait,
+    users: &[(&str, &str)],
+) -> Result<HashSet<Key>, DbErr> {
+    let backend = backend_of(db);
+    let sql = format!(
+        "SELECT organization_id, user_id FROM users \
+         WHERE (organization_id, user_id) IN ({})",
+        json_list::rows(backend, &["o", "u"])
+    );
+    let rows = db
+        .query_all(statement(backend, &sql, vec![json_list::param(users)?]))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "organization_id")?,
+                row.try_get("", "user_id")?,
+            ))
+        })
+        .collect()
+}
+
+/// The scopes of those of the `(organization, role)` pairs
+/// `roles` that exist.
+pub async fn role_scopes(
+    db: &impl ConnectionTrait,
+    roles: &[(&str, &str)],
+) -> Result<HashMap<Key, RoleScope>, DbErr> {
+    let backend = backend_of(db);
+    let sql = format!(
+        "SELECT organization_id, role_id, scope FROM roles \
+         WHERE (organization_id, role_id) IN ({})",
+        json_list::rows(backend, &["o", "r"])
+    );
+    let rows = db
+        .query_all(statement(backend, &sql, vec![json_list::param(roles)?]))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                (
+                    row.try_get("", "organization_id")?,
+                    row.try_get("", "role_id")?,
+                ),
+                parse_scope(&row.try_get::<String>("", "scope")?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Gives each `(organization, user, role)` of `grants` its assignment,
+/// skipping those that exist.
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    grants: &[(&str, &str, &str)],
+    now: i64,
+) -> Result<(), DbErr> {
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let backend = backend_of(db);
+    // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
+    let sql = format!(
+        "INSERT INTO user_roles (organization_id, user_id, role_id, create_time) \
+         SELECT o, u, r, ? FROM ({}) AS g WHERE true \
+         ON CONFLICT (organization_id, user_id, role_id) DO NOTHING",
+        json_list::rows(backend, &["o", "u", "r"])
+    );
+    db.execute(statement(
+        backend,
+        &sql,
+        vec![now.into(), json_list::param(grants)?],
+    ))
+    .await
+    .map(drop)
+}
+
+/// Removes each `(organization, user, role)` assignment of `revokes`.
+pub async fn delete(
+    db: &impl ConnectionTrait,
+    revokes: &[(&str, &str, &str)],
+) -> Result<(), DbErr> {
+    if revokes.is_empty() {
+        return Ok(());
+    }
+    let backend = backend_of(db);
+    let sql = format!(
+        "DELETE FROM user_roles WHERE (organization_id, user_id, role_id) IN ({})",
+        json_list::rows(backend, &["o", "u", "r"])
+    );
+    db.execute(statement(backend, &sql, vec![json_list::param(revokes)?]))
+        .await
+        .map(drop)
+}
+
+/// The organization roles each of the `(organization, user)` pairs `users`
+/// holds, with permissions, ordered by role id. A user holding none is
+/// absent from the map.
+pub async fn roles_of_users(
+    db: &impl ConnectionTrait,
+    users: &[(&str, &str)],
+) -> Result<HashMap<Key, Vec<Role>>, DbErr> {
+    let backend = backend_of(db);
+    let sql = format!(
+        "SELECT a.user_id AS holder_id, r.* FROM user_roles a \
+         JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
+         WHERE (a.organization_id, a.user_id) IN ({}) \
+         ORDER BY a.organization_id, a.user_id, r.role_id",
+        json_list::rows(backend, &["o", "u"])
+    );
+    let rows = db
+        .query_all(statement(backend, &sql, vec![json_list::param(users)?]))
+        .await?;
+    let mut held: HashMap<Key, Vec<Role>> = HashMap::new();
+    for row in rows {
+        let holder: String = row.try_get("", "holder_id")?;
+        let role = to_role(role::Model::from_query_result(&row, "")?)?;
+        held.entry((role.organization_id.clone(), holder))
+            .or_default()
+            .push(role);
+    }
+    Ok(held)
+}
