@@ -20,6 +20,7 @@ backend_tests!(
     wrong_scope_role_fails_the_whole_request,
     role_ids_shape_is_validated,
     request_id_makes_assignments_idempotent,
+    concurrent_retries_share_one_operation,
     add_and_remove_role_members_by_any_identifier,
     role_members_errors_change_nothing,
     list_role_members_paginates,
@@ -393,6 +394,36 @@ async fn request_id_makes_assignments_idempotent(server: TestServer) {
         .await
         .must();
     assert_ne!(other.name, first.name);
+}
+
+/// Retries that race each other (likely accepted in one transaction) get
+/// one operation, applied once.
+async fn concurrent_retries_share_one_operation(server: TestServer) {
+    server.seed().await;
+    let rid = request_id();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut roles = server.roles(&writer(ORG));
+        let request = assign("bob", &["reader", "writer"], &rid);
+        calls.spawn(async move { roles.assign_user_roles(request).await.must() });
+    }
+    let ops = calls.join_all().await;
+    assert!(
+        ops.iter().all(|op| op.name == ops[0].name),
+        "one operation: {:?}",
+        ops.iter().map(|op| &op.name).collect::<Vec<_>>()
+    );
+    done(&server, ops[0].clone()).await;
+    assert_eq!(server.user_role_ids(ORG, "bob").await, ["reader", "writer"]);
+    let listed = server
+        .ops(&admin())
+        .list_operations(ListOperationsRequest {
+            filter: "target=\"organizations/acme/users/bob\"".into(),
+            ..Default::default()
+        })
+        .await
+        .must();
+    assert_eq!(listed.operations.len(), 1, "{:?}", listed.operations);
 }
 
 async fn add_and_remove_role_members_by_any_identifier(server: TestServer) {

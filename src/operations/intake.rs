@@ -8,16 +8,19 @@
 //! returns; under load many share one commit instead of waiting for one
 //! each.
 
-use super::runner::{Batch, Ended, Isolation, Runner};
+use super::runner::{Batch, Ended, Runner};
 use crate::{
     error::{Error, Result},
     store::{
         Store,
-        operations::{self as db, Claim, NewOperation},
+        operations::{self as db, Finish, NewOperation},
     },
 };
-use sea_orm::{DatabaseTransaction, TransactionTrait};
-use std::{collections::HashMap, time::Duration};
+use sea_orm::DatabaseTransaction;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most operations inserted by one transaction.
@@ -123,53 +126,66 @@ async fn run(
     }
 }
 
-/// Inserts every job's operation in one transaction, then, with a
-/// `runner`, applies the small ones in acceptance order (each only if no
-/// earlier operation on its target is unfinished), and commits once.
+/// Accepts every job's operation in one transaction. With a `runner`, the
+/// small ones are applied first, in the same transaction, and inserted
+/// already finished; if applying fails (a lock held too long, a busy
+/// database), the transaction is retried with every operation pending.
 async fn accept_all(
     store: &Store,
     runner: Option<&Runner>,
     worker: &str,
     batch: &[Job],
 ) -> Result<Vec<Accepted>> {
-    let tx = store.write().await?;
-    let inserted = db::insert_all(&*tx, batch.iter().map(|job| job.operation.clone())).await?;
-    let mut ran = Batch::default();
     if let Some(runner) = runner {
-        let small: Vec<String> = batch
-            .iter()
-            .map(|job| &job.operation)
-            .filter(|op| {
-                inserted.contains(&op.id) && op.requested_items <= APPLY_ON_ACCEPT_MAX_ITEMS
-            })
-            .map(|op| op.id.clone())
-            .collect();
-        let applying = tx.begin().await?;
-        db::limit_lock_wait(&applying, LOCK_WAIT).await?;
-        match apply(runner, &applying, worker, &small, &mut ran).await {
-            Ok(()) => applying.commit().await?,
-            Err(err) => {
-                // Accepting must not fail because applying did (a lock
-                // held too long, a busy database): the operations stay
-                // pending for the workers.
+        match accept_and_apply(store, runner, worker, batch).await {
+            Ok(accepted) => return Ok(accepted),
+            Err(Failed::Committing(err)) => return Err(err),
+            Err(Failed::Applying(err)) => {
                 tracing::warn!(%err, "applying on acceptance failed; leaving it to the workers");
-                applying.rollback().await?;
-                ran = Batch::default();
             }
         }
     }
-    if ran.len() < inserted.len() {
-        db::notify(&*tx, db::SUBMITTED_CHANNEL, "").await?;
-    }
+    let tx = store.write().await?;
+    let inserted =
+        db::insert_all(&*tx, batch.iter().map(|job| (job.operation.clone(), None))).await?;
+    db::notify(&*tx, db::SUBMITTED_CHANNEL, "").await?;
     tx.commit().await?;
-    let mut ended: HashMap<String, Ended> = match runner {
-        Some(runner) => runner
-            .committed(ran)
-            .into_iter()
-            .map(|e| (e.id.clone(), e))
-            .collect(),
-        None => HashMap::new(),
-    };
+    Ok(batch
+        .iter()
+        .map(|job| match inserted.contains(&job.operation.id) {
+            true => Accepted::Pending,
+            false => Accepted::DuplicateRequestId,
+        })
+        .collect())
+}
+
+/// Why [`accept_and_apply`] failed.
+enum Failed {
+    /// Before the commit: nothing happened.
+    Applying(Error),
+    /// The commit: its outcome is unknown, so nothing may be retried.
+    Committing(Error),
+}
+
+/// Applies the small operations of `batch` that are runnable (nothing
+/// earlier on their target is unfinished) in acceptance order, then
+/// inserts every operation, finished or pending, and commits once.
+async fn accept_and_apply(
+    store: &Store,
+    runner: &Runner,
+    worker: &str,
+    batch: &[Job],
+) -> Result<Vec<Accepted>, Failed> {
+    let tx = store.write().await.map_err(Failed::Applying)?;
+    let (ran, inserted) = apply_and_insert(&tx, runner, worker, batch)
+        .await
+        .map_err(Failed::Applying)?;
+    tx.commit().await.map_err(Failed::Committing)?;
+    let mut ended: HashMap<String, Ended> = runner
+        .committed(ran)
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
     Ok(batch
         .iter()
         .map(|job| match ended.remove(&job.operation.id) {
@@ -180,17 +196,96 @@ async fn accept_all(
         .collect())
 }
 
-/// Claims those of the operations `ids` that are runnable and runs them in
-/// acceptance order.
-async fn apply(
-    runner: &Runner,
+/// The work of [`accept_and_apply`] inside its transaction: returns what
+/// ran and the ids inserted.
+async fn apply_and_insert(
     tx: &DatabaseTransaction,
+    runner: &Runner,
     worker: &str,
-    ids: &[String],
-    ran: &mut Batch,
-) -> Result<()> {
-    let rows = runner.claim(tx, Claim::Ids(ids), worker).await?;
+    batch: &[Job],
+) -> Result<(Batch, HashSet<String>)> {
+    db::limit_lock_wait(tx, LOCK_WAIT).await?;
+    let requests: Vec<_> = batch
+        .iter()
+        .filter_map(|job| {
+            Some((
+                job.operation.principal.as_str(),
+                job.operation.request_id.as_deref()?,
+            ))
+        })
+        .collect();
+    let mut taken = if requests.is_empty() {
+        HashSet::new()
+    } else {
+        db::taken_request_ids(tx, &requests).await?
+    };
+    // In acceptance order: the first of a request id is new, the first on
+    // a target may run if small.
+    let mut targets = HashSet::new();
+    let mut candidates = Vec::new();
+    for job in batch {
+        let op = &job.operation;
+        if let Some(request_id) = &op.request_id
+            && !taken.insert((op.principal.clone(), request_id.clone()))
+        {
+            continue;
+        }
+        if targets.insert(op.target.as_str()) && op.requested_items <= APPLY_ON_ACCEPT_MAX_ITEMS {
+            candidates.push(op);
+        }
+    }
+    let busy = if candidates.is_empty() {
+        HashSet::new()
+    } else {
+        let targets: Vec<_> = candidates.iter().map(|op| op.target.as_str()).collect();
+        db::busy_targets(tx, &targets).await?
+    };
+    let lease_until = runner.lease_until();
+    let claimed: Vec<_> = candidates
+        .into_iter()
+        .filter(|op| !busy.contains(&op.target))
+        .map(|op| op.claimed_row(worker, lease_until))
+        .collect();
+    let mut ran = Batch::default();
     runner
-        .run_all(tx, &rows, worker, Isolation::Shared, ran)
-        .await
+        .apply_all(tx, &claimed.iter().collect::<Vec<_>>(), &mut ran)
+        .await?;
+    let results = ran
+        .ended()
+        .iter()
+        .map(Ended::serialized)
+        .collect::<Result<Vec<_>>>()?;
+    let endings: HashMap<&str, Finish<'_>> = ran
+        .ended()
+        .iter()
+        .zip(&results)
+        .map(|(e, result)| (e.id.as_str(), e.finish(result)))
+        .collect();
+    let inserted = db::insert_all(
+        tx,
+        batch.iter().map(|job| {
+            (
+                job.operation.clone(),
+                endings.get(job.operation.id.as_str()).copied(),
+            )
+        }),
+    )
+    .await?;
+    if ended_but_not_inserted(&ran, &inserted) {
+        // Another replica took one's request id meanwhile: let the plain
+        // path sort out which operations are duplicates.
+        return Err(Error::Unavailable {
+            reason: "REQUEST_ID_RACE".into(),
+            message: "a request id was taken concurrently".into(),
+            retry_after: Duration::from_secs(1),
+        });
+    }
+    if ran.len() < inserted.len() {
+        db::notify(tx, db::SUBMITTED_CHANNEL, "").await?;
+    }
+    Ok((ran, inserted))
+}
+
+fn ended_but_not_inserted(ran: &Batch, inserted: &HashSet<String>) -> bool {
+    ran.ended().iter().any(|e| !inserted.contains(&e.id))
 }

@@ -16,7 +16,7 @@ use crate::{
         user_role_batch::UserRolesChange,
     },
     error::{Error, Result},
-    store::operations::{self as db, Claim, OperationRow, state},
+    store::operations::{self as db, OperationRow, state},
 };
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use std::{sync::Arc, time::Duration};
@@ -57,8 +57,19 @@ impl Ended {
         }
     }
 
+    /// Its row's ending, with `result` as [`Ended::serialized`] made it.
+    pub fn finish<'a>(&'a self, result: &'a str) -> db::Finish<'a> {
+        db::Finish {
+            id: &self.id,
+            state: self.state,
+            result,
+            processed_items: self.processed_items,
+            end_time: self.end_time,
+        }
+    }
+
     /// The result as the row stores it.
-    fn serialized(&self) -> Result<String> {
+    pub fn serialized(&self) -> Result<String> {
         serde_json::to_string(&self.result).map_err(Error::internal)
     }
 }
@@ -87,6 +98,11 @@ impl Batch {
     /// Operations ended so far.
     pub fn len(&self) -> usize {
         self.ended.len()
+    }
+
+    /// How they ended, in order.
+    pub fn ended(&self) -> &[Ended] {
+        &self.ended
     }
 
     /// Adds `row`'s operation, which ended, having run since `started`.
@@ -135,22 +151,25 @@ impl Runner {
         self.completed.subscribe()
     }
 
-    /// Claims `which` in `tx` for `worker`; returns them in acceptance order.
+    /// When a claim made now lapses.
+    pub fn lease_until(&self) -> i64 {
+        now_micros().saturating_add(i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX))
+    }
+
+    /// Claims up to `limit` runnable operations in `tx` for `worker`;
+    /// returns them in acceptance order.
     pub async fn claim(
         &self,
         tx: &DatabaseTransaction,
-        which: Claim<'_>,
+        limit: u64,
         worker: &str,
     ) -> Result<Vec<OperationRow>> {
-        let now = now_micros();
-        let lease_until = now + i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX);
-        Ok(db::claim(tx, which, worker, now, lease_until).await?)
+        let lease_until = self.lease_until();
+        Ok(db::claim(tx, limit, worker, now_micros(), lease_until).await?)
     }
 
-    /// Runs claimed operations to their end in `tx`, in order, adding them
-    /// to `batch`. Shared, consecutive Assign/RevokeUserRoles (each on its
-    /// own user: a claim never holds two operations on one target) are
-    /// applied together, in a fixed number of statements.
+    /// Runs claimed operations to their end in `tx` and records how each
+    /// ended in its row, adding them to `batch`.
     pub async fn run_all(
         &self,
         tx: &DatabaseTransaction,
@@ -159,97 +178,147 @@ impl Runner {
         isolation: Isolation,
         batch: &mut Batch,
     ) -> Result<()> {
+        if isolation == Isolation::Savepoint {
+            for row in rows {
+                self.run_isolated(tx, row, worker, batch).await?;
+            }
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let (cancelled, live): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.cancel_requested);
+        for row in cancelled {
+            let ended = self.cancel_claimed(tx, row).await?;
+            db::notify(tx, db::FINISHED_CHANNEL, &row.id).await?;
+            batch.add(ended, row, started);
+        }
+        let from = batch.len();
+        self.apply_all(tx, &live, batch).await?;
+        let ended = &batch.ended[from..];
+        if self.finish_all(tx, worker, ended).await? != ended.len() {
+            return Err(Error::internal("an operation changed under its claim"));
+        }
+        let ids: Vec<_> = ended.iter().map(|e| e.id.as_str()).collect();
+        Ok(db::notify_all(tx, db::FINISHED_CHANNEL, &ids).await?)
+    }
+
+    /// Applies the commands of `rows` (claimed, none asked to cancel) in
+    /// `tx`, in order, and adds how each ended to `batch` without recording
+    /// it in its row. A command that no longer fits its re-check has
+    /// written nothing and ends failed; any other error fails the call.
+    /// Consecutive Assign/RevokeUserRoles (each on its own user: a claim
+    /// never holds two operations on one target) are applied together, in
+    /// a fixed number of statements.
+    pub async fn apply_all(
+        &self,
+        tx: &DatabaseTransaction,
+        rows: &[&OperationRow],
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
         let commands: Vec<_> = rows
             .iter()
             .map(|row| serde_json::from_str::<Command>(&row.command))
             .collect();
         let mut together = Vec::new();
-        for (row, command) in rows.iter().zip(&commands) {
-            if let Ok(command) = command
-                && isolation == Isolation::Shared
-                && !row.cancel_requested
-                && let Some(change) = UserRolesChange::of(command)
-            {
-                together.push((row, change));
-                continue;
-            }
-            self.run_together(tx, &together, worker, batch).await?;
-            together.clear();
-            self.run(tx, row, command, worker, isolation, batch).await?;
-        }
-        self.run_together(tx, &together, worker, batch).await
-    }
-
-    /// Runs one claimed operation to its end in `tx`, adding it to `batch`.
-    async fn run(
-        &self,
-        tx: &DatabaseTransaction,
-        row: &OperationRow,
-        command: &serde_json::Result<Command>,
-        worker: &str,
-        isolation: Isolation,
-        batch: &mut Batch,
-    ) -> Result<()> {
-        let started = std::time::Instant::now();
-        let ended = match command {
-            Ok(command) => {
+        for (&row, command) in rows.iter().zip(&commands) {
+            if let Ok(command) = command {
                 batch
                     .guards
                     .push(self.service.acl_write(command.organization_id()));
-                match isolation {
-                    Isolation::Shared => self.apply_shared(tx, row, worker, command).await?,
-                    Isolation::Savepoint => self.apply_isolated(tx, row, worker, command).await?,
+                if let Some(change) = UserRolesChange::of(command) {
+                    together.push((row, change));
+                    continue;
                 }
             }
-            Err(err) => {
-                let err = Error::internal(format!("unreadable command: {err}"));
-                self.record_failure(tx, row, worker, err).await?
-            }
-        };
-        db::notify(tx, db::FINISHED_CHANNEL, &row.id).await?;
-        batch.add(ended, row, started);
-        Ok(())
+            self.apply_together(tx, &together, batch, started).await?;
+            together.clear();
+            let ended = match command {
+                Ok(command) => self.apply_one(tx, row, command).await?,
+                Err(err) => Ended::new(row, state::FAILED, Err(unreadable(err)), 0),
+            };
+            batch.add(ended, row, started);
+        }
+        self.apply_together(tx, &together, batch, started).await
     }
 
-    /// Applies user role changes of different users together in `tx` and
-    /// finishes their operations, adding them to `batch`.
-    async fn run_together(
+    /// Re-checks and applies one command.
+    async fn apply_one(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &OperationRow,
+        command: &Command,
+    ) -> Result<Ended> {
+        let checked = match self.service.recheck_command(tx, command).await {
+            Ok(checked) => checked,
+            Err(err @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(err),
+            Err(err) => return Ok(Ended::new(row, state::FAILED, Err(err), 0)),
+        };
+        let outcome = self
+            .service
+            .execute_command(tx, command, checked, now_micros())
+            .await?;
+        Ok(Ended::new(
+            row,
+            state::SUCCEEDED,
+            Ok(outcome),
+            row.requested_items,
+        ))
+    }
+
+    /// Applies user role changes of different users together.
+    async fn apply_together(
         &self,
         tx: &DatabaseTransaction,
         changes: &[(&OperationRow, UserRolesChange<'_>)],
-        worker: &str,
         batch: &mut Batch,
+        started: std::time::Instant,
     ) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        let started = std::time::Instant::now();
         let (rows, changes): (Vec<_>, Vec<_>) = changes.iter().copied().unzip();
-        for change in &changes {
-            batch
-                .guards
-                .push(self.service.acl_write(change.organization_id()));
-        }
         let results = self
             .service
             .apply_user_role_changes(tx, &changes, now_micros())
             .await?;
-        let ended: Vec<_> = rows
-            .iter()
-            .zip(results)
-            .map(|(row, result)| match result {
+        for (row, result) in rows.into_iter().zip(results) {
+            let ended = match result {
                 Ok(outcome) => Ended::new(row, state::SUCCEEDED, Ok(outcome), row.requested_items),
                 Err(err) => Ended::new(row, state::FAILED, Err(err), 0),
-            })
-            .collect();
-        if self.finish_all(tx, worker, &ended).await? != ended.len() {
-            return Err(Error::internal("an operation changed under its claim"));
-        }
-        let ids: Vec<_> = ended.iter().map(|e| e.id.as_str()).collect();
-        db::notify_all(tx, db::FINISHED_CHANNEL, &ids).await?;
-        for (ended, row) in ended.into_iter().zip(rows) {
+            };
             batch.add(ended, row, started);
         }
+        Ok(())
+    }
+
+    /// Runs one claimed operation to its end in a savepoint of `tx` and
+    /// records it, adding it to `batch`.
+    async fn run_isolated(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &OperationRow,
+        worker: &str,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let ended = if row.cancel_requested {
+            self.cancel_claimed(tx, row).await?
+        } else {
+            match serde_json::from_str::<Command>(&row.command) {
+                Ok(command) => {
+                    batch
+                        .guards
+                        .push(self.service.acl_write(command.organization_id()));
+                    self.apply_isolated(tx, row, worker, &command).await?
+                }
+                Err(err) => {
+                    self.record_failure(tx, row, worker, unreadable(&err))
+                        .await?
+                }
+            }
+        };
+        db::notify(tx, db::FINISHED_CHANNEL, &row.id).await?;
+        batch.add(ended, row, started);
         Ok(())
     }
 
@@ -261,34 +330,6 @@ impl Runner {
             self.announce(&ended.id);
         }
         batch.ended
-    }
-
-    /// Applies `command` directly in `tx` and completes its operation. The
-    /// re-check only reads, so a command that no longer fits has written
-    /// nothing and is recorded as failed; any other error (the database, or
-    /// a surprise such as a lost claim) fails the whole transaction.
-    async fn apply_shared(
-        &self,
-        tx: &DatabaseTransaction,
-        row: &OperationRow,
-        worker: &str,
-        command: &Command,
-    ) -> Result<Ended> {
-        if row.cancel_requested {
-            return self.cancel_claimed(tx, row).await;
-        }
-        let checked = match self.service.recheck_command(tx, command).await {
-            Ok(checked) => checked,
-            Err(err @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(err),
-            Err(err) => return self.record_failure(tx, row, worker, err).await,
-        };
-        let outcome = self
-            .service
-            .execute_command(tx, command, checked, now_micros())
-            .await?;
-        self.succeed(tx, row, worker, outcome)
-            .await?
-            .ok_or_else(|| Error::internal("the operation changed under its claim"))
     }
 
     /// Applies `command` and completes its operation inside a savepoint of
@@ -384,13 +425,7 @@ impl Runner {
         let finishes: Vec<_> = ended
             .iter()
             .zip(&results)
-            .map(|(e, result)| db::Finish {
-                id: &e.id,
-                state: e.state,
-                result,
-                processed_items: e.processed_items,
-                end_time: e.end_time,
-            })
+            .map(|(e, result)| e.finish(result))
             .collect();
         let finished = db::finish_all(conn, worker, &finishes).await?;
         Ok(usize::try_from(finished).unwrap_or(usize::MAX))
@@ -401,4 +436,8 @@ impl Runner {
         db::cancel(tx, &row.id, ended.serialized()?, ended.end_time, false).await?;
         Ok(ended)
     }
+}
+
+fn unreadable(err: &serde_json::Error) -> Error {
+    Error::internal(format!("unreadable command: {err}"))
 }

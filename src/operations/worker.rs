@@ -4,11 +4,7 @@ use super::{
     POLL_INTERVAL, Queue,
     runner::{Batch, Isolation},
 };
-use crate::{
-    domain::now_micros,
-    error::Result,
-    store::operations::{self as db, Claim},
-};
+use crate::{domain::now_micros, error::Result, store::operations as db};
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
 
@@ -163,7 +159,7 @@ impl Queue {
     /// runner for how each is applied. Returns how many finished.
     async fn run_batch(&self, worker: &str, isolation: Isolation) -> Result<usize> {
         let tx = self.store().write().await?;
-        let rows = self.runner.claim(&tx, Claim::Oldest(BATCH), worker).await?;
+        let rows = self.runner.claim(&tx, BATCH, worker).await?;
         if rows.is_empty() {
             return Ok(0);
         }

@@ -116,16 +116,17 @@ pub async fn delete(
 
 /// The organization roles each of the `(organization, user)` pairs `users`
 /// holds, with permissions, ordered by role id. A user holding none is
-/// absent from the map.
+/// absent from the map. The list drives the join, so that each user's
+/// assignments are found by the primary key.
 pub async fn roles_of_users(
     db: &impl ConnectionTrait,
     users: &[(&str, &str)],
 ) -> Result<HashMap<Key, Vec<Role>>, DbErr> {
     let backend = backend_of(db);
     let sql = format!(
-        "SELECT a.user_id AS holder_id, r.* FROM user_roles a \
+        "SELECT a.user_id AS holder_id, r.* FROM ({}) AS w \
+         JOIN user_roles a ON a.organization_id = w.o AND a.user_id = w.u \
          JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
-         WHERE (a.organization_id, a.user_id) IN ({}) \
          ORDER BY a.organization_id, a.user_id, r.role_id",
         json_list::rows(backend, &["o", "u"])
     );

@@ -52,13 +52,18 @@ pub struct NewOperation {
     pub create_time: i64,
 }
 
-/// Inserts pending operations; returns the ids of those inserted. One
-/// whose principal already has an operation with its request id is skipped.
+/// Inserts new operations, each pending or, if it has an ending (it was
+/// applied in the transaction that accepts it), already finished. Returns
+/// the ids of those inserted: one whose principal already has an
+/// operation with its request id is skipped.
 pub async fn insert_all(
     db: &impl ConnectionTrait,
-    ops: impl IntoIterator<Item = NewOperation>,
+    ops: impl IntoIterator<Item = (NewOperation, Option<Finish<'_>>)>,
 ) -> Result<HashSet<String>, DbErr> {
-    let rows: Vec<_> = ops.into_iter().map(pending_row).collect();
+    let rows: Vec<_> = ops
+        .into_iter()
+        .map(|(op, ending)| new_row(op, ending))
+        .collect();
     let mut inserted = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut insert = operation::Entity::insert_many(chunk.to_vec())
@@ -80,7 +85,7 @@ pub async fn insert_all(
 /// kept few (and 16 columns each stay far below every parameter limit).
 const INSERT_CHUNK: usize = 16;
 
-fn pending_row(op: NewOperation) -> operation::ActiveModel {
+fn new_row(op: NewOperation, ending: Option<Finish<'_>>) -> operation::ActiveModel {
     operation::ActiveModel {
         seq: NotSet,
         id: Set(op.id),
@@ -91,18 +96,88 @@ fn pending_row(op: NewOperation) -> operation::ActiveModel {
         request_id: Set(op.request_id),
         trace_id: Set(op.trace_id),
         command: Set(op.command),
-        state: Set(state::PENDING.to_owned()),
-        done: Set(false),
+        state: Set(ending.map_or(state::PENDING, |e| e.state).to_owned()),
+        done: Set(ending.is_some()),
         cancel_requested: Set(false),
         requested_items: Set(op.requested_items),
-        processed_items: Set(0),
-        result: Set(None),
+        processed_items: Set(ending.map_or(0, |e| e.processed_items)),
+        result: Set(ending.map(|e| e.result.to_owned())),
         lease_owner: Set(None),
         lease_expires: Set(None),
         create_time: Set(op.create_time),
-        start_time: Set(None),
-        end_time: Set(None),
+        start_time: Set(ending.map(|_| op.create_time)),
+        end_time: Set(ending.map(|e| e.end_time)),
     }
+}
+
+impl NewOperation {
+    /// The row of this operation as if `worker` had claimed it at once
+    /// (until `lease_until`), for applying it before it is inserted.
+    pub fn claimed_row(&self, worker: &str, lease_until: i64) -> OperationRow {
+        OperationRow {
+            seq: 0,
+            id: self.id.clone(),
+            organization_id: self.organization_id.clone(),
+            target: self.target.clone(),
+            verb: self.verb.clone(),
+            principal: self.principal.clone(),
+            request_id: self.request_id.clone(),
+            trace_id: self.trace_id.clone(),
+            command: self.command.clone(),
+            state: state::RUNNING.to_owned(),
+            done: false,
+            cancel_requested: false,
+            requested_items: self.requested_items,
+            processed_items: 0,
+            result: None,
+            lease_owner: Some(worker.to_owned()),
+            lease_expires: Some(lease_until),
+            create_time: self.create_time,
+            start_time: Some(self.create_time),
+            end_time: None,
+        }
+    }
+}
+
+/// Which of `targets` have an operation not yet done.
+pub async fn busy_targets(
+    db: &impl ConnectionTrait,
+    targets: &[&str],
+) -> Result<HashSet<String>, DbErr> {
+    let backend = backend_of(db);
+    let rows: Vec<_> = targets.iter().map(|t| (t,)).collect();
+    let sql = format!(
+        "SELECT DISTINCT target FROM operations WHERE target IN ({}) AND done = ?",
+        json_list::rows(backend, &["t"])
+    );
+    let values = vec![json_list::param(&rows)?, false.into()];
+    db.query_all(statement(backend, &sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get("", "target"))
+        .collect()
+}
+
+/// Which of the `(principal, request_id)` pairs `requests` an operation has.
+pub async fn taken_request_ids(
+    db: &impl ConnectionTrait,
+    requests: &[(&str, &str)],
+) -> Result<HashSet<(String, String)>, DbErr> {
+    let backend = backend_of(db);
+    let sql = format!(
+        "SELECT principal, request_id FROM operations WHERE (principal, request_id) IN ({})",
+        json_list::rows(backend, &["p", "r"])
+    );
+    db.query_all(statement(backend, &sql, vec![json_list::param(requests)?]))
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "principal")?,
+                row.try_get("", "request_id")?,
+            ))
+        })
+        .collect()
 }
 
 /// One operation by id.
@@ -170,23 +245,14 @@ pub async fn list(
         .await
 }
 
-/// Which operations a claim takes.
-#[derive(Debug, Clone, Copy)]
-pub enum Claim<'a> {
-    /// The oldest runnable ones, at most this many.
-    Oldest(u64),
-    /// Those of these that are runnable.
-    Ids(&'a [String]),
-}
-
-/// Claims operations for `worker` until `lease_until`; returns them in
-/// acceptance order. Runnable: pending, or running under a lapsed lease,
-/// and no earlier unfinished operation on the same target (which keeps
-/// each target's operations in acceptance order; two on one target are
-/// never claimed together).
+/// Claims up to `limit` of the oldest runnable operations for `worker`
+/// until `lease_until`; returns them in acceptance order. Runnable:
+/// pending, or running under a lapsed lease, and no earlier unfinished
+/// operation on the same target (which keeps each target's operations in
+/// acceptance order; two on one target are never claimed together).
 pub async fn claim(
     db: &impl ConnectionTrait,
-    which: Claim<'_>,
+    limit: u64,
     worker: &str,
     now: i64,
     lease_until: i64,
@@ -197,28 +263,19 @@ pub async fn claim(
     } else {
         ""
     };
-    let mut values = vec![worker.into(), lease_until.into(), now.into()];
-    let (only, limit) = match which {
-        Claim::Oldest(n) => (String::new(), n),
-        Claim::Ids(ids) => {
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            // Padded to a power of two with the last id, so that a few
-            // statements serve every batch size.
-            let slots = ids.len().next_power_of_two();
-            let padding = std::iter::repeat_n(&ids[ids.len() - 1], slots - ids.len());
-            values.extend(ids.iter().chain(padding).map(|id| id.as_str().into()));
-            let marks = vec!["?"; slots].join(", ");
-            (format!("o.id IN ({marks}) AND "), slots as u64)
-        }
-    };
-    values.extend([now.into(), false.into(), now.into()]);
+    let values = vec![
+        worker.into(),
+        lease_until.into(),
+        now.into(),
+        now.into(),
+        false.into(),
+        now.into(),
+    ];
     let sql = format!(
         "UPDATE operations SET state = 'running', lease_owner = ?, lease_expires = ?, \
            start_time = COALESCE(start_time, ?) \
          WHERE seq IN (SELECT o.seq FROM operations o \
-             WHERE {only}(o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
+             WHERE (o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
                AND NOT EXISTS (SELECT 1 FROM operations p \
                    WHERE p.target = o.target AND p.seq < o.seq AND p.done = ?) \
              ORDER BY o.seq LIMIT {limit}{lock}) \
