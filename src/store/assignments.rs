@@ -6,9 +6,8 @@
 use super::{
     backend_of,
     entities::role,
-    json_list,
     roles::{parse_scope, to_role},
-    statement,
+    row_list, statement,
 };
 use crate::domain::model::{Role, RoleScope};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
@@ -23,14 +22,13 @@ pub async fn existing_users(
     users: &[(&str, &str)],
 ) -> Result<HashSet<Key>, DbErr> {
     let backend = backend_of(db);
+    let list = row_list::rows(backend, &["o", "u"], users)?;
     let sql = format!(
         "SELECT organization_id, user_id FROM users \
          WHERE (organization_id, user_id) IN ({})",
-        json_list::rows(backend, &["o", "u"])
+        list.sql
     );
-    let rows = db
-        .query_all(statement(backend, &sql, vec![json_list::param(users)?]))
-        .await?;
+    let rows = db.query_all(statement(backend, &sql, list.values)).await?;
     rows.iter()
         .map(|row| {
             Ok((
@@ -48,14 +46,13 @@ pub async fn role_scopes(
     roles: &[(&str, &str)],
 ) -> Result<HashMap<Key, RoleScope>, DbErr> {
     let backend = backend_of(db);
+    let list = row_list::rows(backend, &["o", "r"], roles)?;
     let sql = format!(
         "SELECT organization_id, role_id, scope FROM roles \
          WHERE (organization_id, role_id) IN ({})",
-        json_list::rows(backend, &["o", "r"])
+        list.sql
     );
-    let rows = db
-        .query_all(statement(backend, &sql, vec![json_list::param(roles)?]))
-        .await?;
+    let rows = db.query_all(statement(backend, &sql, list.values)).await?;
     rows.iter()
         .map(|row| {
             Ok((
@@ -81,19 +78,16 @@ pub async fn insert(
     }
     let backend = backend_of(db);
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
+    let list = row_list::rows(backend, &["o", "u", "r"], grants)?;
     let sql = format!(
         "INSERT INTO user_roles (organization_id, user_id, role_id, create_time) \
          SELECT o, u, r, ? FROM ({}) AS g WHERE true \
          ON CONFLICT (organization_id, user_id, role_id) DO NOTHING",
-        json_list::rows(backend, &["o", "u", "r"])
+        list.sql
     );
-    db.execute(statement(
-        backend,
-        &sql,
-        vec![now.into(), json_list::param(grants)?],
-    ))
-    .await
-    .map(drop)
+    let mut values = vec![now.into()];
+    values.extend(list.values);
+    db.execute(statement(backend, &sql, values)).await.map(drop)
 }
 
 /// Removes each `(organization, user, role)` assignment of `revokes`.
@@ -105,11 +99,12 @@ pub async fn delete(
         return Ok(());
     }
     let backend = backend_of(db);
+    let list = row_list::rows(backend, &["o", "u", "r"], revokes)?;
     let sql = format!(
         "DELETE FROM user_roles WHERE (organization_id, user_id, role_id) IN ({})",
-        json_list::rows(backend, &["o", "u", "r"])
+        list.sql
     );
-    db.execute(statement(backend, &sql, vec![json_list::param(revokes)?]))
+    db.execute(statement(backend, &sql, list.values))
         .await
         .map(drop)
 }
@@ -123,16 +118,15 @@ pub async fn roles_of_users(
     users: &[(&str, &str)],
 ) -> Result<HashMap<Key, Vec<Role>>, DbErr> {
     let backend = backend_of(db);
+    let list = row_list::rows(backend, &["o", "u"], users)?;
     let sql = format!(
         "SELECT a.user_id AS holder_id, r.* FROM ({}) AS w \
          JOIN user_roles a ON a.organization_id = w.o AND a.user_id = w.u \
          JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
          ORDER BY a.organization_id, a.user_id, r.role_id",
-        json_list::rows(backend, &["o", "u"])
+        list.sql
     );
-    let rows = db
-        .query_all(statement(backend, &sql, vec![json_list::param(users)?]))
-        .await?;
+    let rows = db.query_all(statement(backend, &sql, list.values)).await?;
     let mut held: HashMap<Key, Vec<Role>> = HashMap::new();
     for row in rows {
         let holder: String = row.try_get("", "holder_id")?;

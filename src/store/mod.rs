@@ -6,11 +6,11 @@
 pub mod assignments;
 pub mod directory;
 pub mod entities;
-mod json_list;
 pub mod memberships;
 pub mod migration;
 pub mod operations;
 pub mod roles;
+mod row_list;
 
 use crate::error::Error;
 use sea_orm::{

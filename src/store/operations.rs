@@ -2,7 +2,7 @@
 //! expire. Claiming is one conditional `UPDATE ... RETURNING`, so any number
 //! of workers (and, on PostgreSQL, replicas) can share the queue.
 
-use super::{backend_of, entities::operation, json_list, statement};
+use super::{backend_of, entities::operation, row_list, statement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
@@ -146,11 +146,13 @@ pub async fn busy_targets(
 ) -> Result<HashSet<String>, DbErr> {
     let backend = backend_of(db);
     let rows: Vec<_> = targets.iter().map(|t| (t,)).collect();
+    let list = row_list::rows(backend, &["t"], &rows)?;
     let sql = format!(
         "SELECT DISTINCT target FROM operations WHERE target IN ({}) AND done = ?",
-        json_list::rows(backend, &["t"])
+        list.sql
     );
-    let values = vec![json_list::param(&rows)?, false.into()];
+    let mut values = list.values;
+    values.push(false.into());
     db.query_all(statement(backend, &sql, values))
         .await?
         .iter()
@@ -164,11 +166,12 @@ pub async fn taken_request_ids(
     requests: &[(&str, &str)],
 ) -> Result<HashSet<(String, String)>, DbErr> {
     let backend = backend_of(db);
+    let list = row_list::rows(backend, &["p", "r"], requests)?;
     let sql = format!(
         "SELECT principal, request_id FROM operations WHERE (principal, request_id) IN ({})",
-        json_list::rows(backend, &["p", "r"])
+        list.sql
     );
-    db.query_all(statement(backend, &sql, vec![json_list::param(requests)?]))
+    db.query_all(statement(backend, &sql, list.values))
         .await?
         .iter()
         .map(|row| {
@@ -340,6 +343,7 @@ pub async fn finish_all(
         .iter()
         .map(|f| (f.id, f.state, f.result, f.processed_items, f.end_time))
         .collect();
+    let list = row_list::rows(backend, &["i", "s", "res", "n", "t"], &rows)?;
     let sql = format!(
         "UPDATE operations SET state = f.s, done = ?, result = f.res, \
            processed_items = CAST(f.n AS BIGINT), end_time = CAST(f.t AS BIGINT), \
@@ -347,15 +351,11 @@ pub async fn finish_all(
          FROM ({}) AS f \
          WHERE operations.id = f.i AND operations.state = ? \
            AND operations.lease_owner = ? AND operations.cancel_requested = ?",
-        json_list::rows(backend, &["i", "s", "res", "n", "t"])
+        list.sql
     );
-    let values = vec![
-        true.into(),
-        json_list::param(&rows)?,
-        state::RUNNING.into(),
-        worker.into(),
-        false.into(),
-    ];
+    let mut values = vec![true.into()];
+    values.extend(list.values);
+    values.extend([state::RUNNING.into(), worker.into(), false.into()]);
     Ok(db
         .execute(statement(backend, &sql, values))
         .await?
@@ -505,17 +505,11 @@ pub async fn notify_all(
         return Ok(());
     }
     let rows: Vec<_> = payloads.iter().map(|p| (p,)).collect();
-    let sql = format!(
-        "SELECT pg_notify(?, p) FROM ({}) AS n",
-        json_list::rows(backend, &["p"])
-    );
-    db.execute(statement(
-        backend,
-        &sql,
-        vec![channel.into(), json_list::param(&rows)?],
-    ))
-    .await
-    .map(drop)
+    let list = row_list::rows(backend, &["p"], &rows)?;
+    let sql = format!("SELECT pg_notify(?, p) FROM ({}) AS n", list.sql);
+    let mut values = vec![channel.into()];
+    values.extend(list.values);
+    db.execute(statement(backend, &sql, values)).await.map(drop)
 }
 
 /// Bounds how long the rest of the transaction waits for a row lock
