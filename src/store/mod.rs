@@ -25,6 +25,14 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// How long to wait for a pooled connection before answering `UNAVAILABLE`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections in the pool for `url`: PostgreSQL serves reads in
+/// parallel backends; an SQLite connection is a thread of this process,
+/// and past a few per core they only add context switches, memory (page
+/// and statement caches) and warm-up.
+pub fn pool_size(url: &str) -> u32 {
+    if url.starts_with("postgres") { 16 } else { 8 }
+}
+
 /// A connection pool plus what the backend needs to write safely.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -43,7 +51,7 @@ impl Store {
             .sqlx_logging(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_timeout(ACQUIRE_TIMEOUT)
-            .max_connections(16)
+            .max_connections(pool_size(url))
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
@@ -51,8 +59,8 @@ impl Store {
                     .foreign_keys(true)
                     // 256 KiB of page cache per connection instead of
                     // 2 MiB: hot reads come from the read cache, the file
-                    // from the OS page cache, and 16 connections would
-                    // otherwise hold up to 32 MiB of duplicated pages.
+                    // from the OS page cache, and every connection would
+                    // otherwise hold its own 2 MiB of duplicated pages.
                     .pragma("cache_size", "-256")
             });
         let db = Database::connect(options)

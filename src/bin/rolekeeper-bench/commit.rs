@@ -18,9 +18,6 @@ use sea_orm::{
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Mutex;
 
-/// The server's pool size (`Store::connect`).
-const POOL_SIZE: u32 = 16;
-
 /// The server's SQLite busy timeout and pool acquire timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -55,7 +52,7 @@ impl Baseline {
             .sqlx_logging(false)
             .acquire_timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
-            .max_connections(POOL_SIZE)
+            .max_connections(rolekeeper::store::pool_size(url))
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
