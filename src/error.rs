@@ -337,6 +337,12 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable { .. })
     }
+
+    /// Whether the service or its database failed (`UNAVAILABLE`,
+    /// `INTERNAL`), rather than the request not fitting the data.
+    pub fn is_fault(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Internal(_))
+    }
 }
 
 impl From<sea_orm::DbErr> for Error {

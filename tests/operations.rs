@@ -27,6 +27,7 @@ backend_tests!(
     operations_recheck_the_world_when_they_run,
     a_broken_operation_fails_alone,
     one_transaction_keeps_each_operation_apart_and_in_order,
+    an_operation_behind_an_unfinished_one_is_checked_before_acceptance,
 );
 
 /// Submits AssignUserRoles as the writer of `org`, without waiting.
@@ -735,4 +736,53 @@ async fn one_transaction_keeps_each_operation_apart_and_in_order(mut server: Tes
         ["reader", "writer"]
     );
     assert!(server.user_role_ids(ORG, "bob").await.is_empty());
+}
+
+/// A small operation that cannot run at once, because an earlier one on
+/// its target is unfinished (here: held by a worker of another replica),
+/// is still checked before it is accepted, and waits.
+async fn an_operation_behind_an_unfinished_one_is_checked_before_acceptance(server: TestServer) {
+    server.seed().await;
+    let db = sea_orm::Database::connect(server.database_url())
+        .await
+        .expect("connect");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        "INSERT INTO operations (id, organization_id, target, verb, principal, trace_id, \
+           command, state, done, cancel_requested, requested_items, processed_items, \
+           lease_owner, lease_expires, create_time, start_time) \
+         VALUES ('00000000-0000-4000-8000-000000000001', 'acme', \
+           'organizations/acme/users/alice', 'AssignUserRoles', 'elsewhere', 'trace', \
+           '{}', 'running', false, false, 1, 0, 'another-replica', 9000000000000000, 1, 1)",
+    )
+    .await
+    .expect("an operation held by another replica");
+    let _ = db.close().await;
+
+    let status = server
+        .roles(&writer(ORG))
+        .assign_user_roles(AssignUserRolesRequest {
+            organization_id: ORG.into(),
+            user_id: "alice".into(),
+            role_ids: strings(&["reader", "nope"]),
+            request_id: String::new(),
+        })
+        .await
+        .fails();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(status.message().contains("roles/nope"), "{status:?}");
+    let waiting = submit_assign(&server, ORG, "alice", &["reader"]).await;
+    assert!(!waiting.done, "it waits for the earlier operation");
+    assert!(server.user_role_ids(ORG, "alice").await.is_empty());
+    let listed = listed(
+        &server,
+        &admin(),
+        "target=\"organizations/acme/users/alice\"",
+    )
+    .await;
+    assert_eq!(
+        listed.len(),
+        2,
+        "the refused call left no operation: {listed:?}"
+    );
 }

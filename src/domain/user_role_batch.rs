@@ -10,7 +10,7 @@ use super::{
     model::{RoleScope, UserRoles},
 };
 use crate::{
-    error::{Error, Result},
+    error::Result,
     store::assignments::{self as db, Key},
 };
 use sea_orm::ConnectionTrait;
@@ -100,7 +100,7 @@ impl Service {
                 // The full re-check names exactly what no longer fits.
                 match self.recheck_command(conn, change.command).await {
                     Ok(_) => Ok(()),
-                    Err(err @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(err),
+                    Err(err) if err.is_fault() => return Err(err),
                     Err(err) => Err(err),
                 }
             });

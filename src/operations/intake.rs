@@ -10,13 +10,14 @@
 
 use super::runner::{Batch, Ended, Runner};
 use crate::{
+    domain::commands::Command,
     error::{Error, Result},
     store::{
         Store,
         operations::{self as db, Finish, NewOperation},
     },
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -46,10 +47,14 @@ pub enum Accepted {
     Ended(Box<Ended>),
     /// Another operation of this principal already has the request id.
     DuplicateRequestId,
+    /// Not accepted: what the command names does not exist or fit.
+    Refused(Error),
 }
 
 struct Job {
     operation: NewOperation,
+    /// The command, if the intake checks its references.
+    unchecked: Option<Command>,
     reply: oneshot::Sender<Result<Accepted>>,
 }
 
@@ -57,6 +62,7 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct Intake {
     jobs: mpsc::Sender<Job>,
+    apply_on_accept: bool,
 }
 
 impl std::fmt::Debug for Job {
@@ -77,12 +83,27 @@ impl Intake {
             "intake-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
+        let apply_on_accept = runner.is_some();
         tokio::spawn(run(store, runner, worker, receiver));
-        Self { jobs }
+        Self {
+            jobs,
+            apply_on_accept,
+        }
     }
 
-    /// Inserts `operation`; returns once it is committed (or refused).
-    pub async fn insert(&self, operation: NewOperation) -> Result<Accepted> {
+    /// Whether [`Intake::insert`] checks the references of `command` itself
+    /// (it re-checks one it applies anyway); otherwise the caller must
+    /// check them first.
+    pub fn checks(&self, command: &Command) -> bool {
+        self.apply_on_accept
+            && i64::try_from(command.item_count()).is_ok_and(|n| n <= APPLY_ON_ACCEPT_MAX_ITEMS)
+    }
+
+    /// Inserts `operation` of `command`, whose references the caller has
+    /// checked unless [`Intake::checks`] says otherwise; returns once it
+    /// is committed (or refused).
+    pub async fn insert(&self, operation: NewOperation, command: Command) -> Result<Accepted> {
+        let unchecked = self.checks(&command).then_some(command);
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Unavailable {
             reason: "SHUTTING_DOWN".into(),
@@ -90,7 +111,11 @@ impl Intake {
             retry_after: std::time::Duration::from_secs(1),
         };
         self.jobs
-            .send(Job { operation, reply })
+            .send(Job {
+                operation,
+                unchecked,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -136,27 +161,84 @@ async fn accept_all(
     worker: &str,
     batch: &[Job],
 ) -> Result<Vec<Accepted>> {
-    if let Some(runner) = runner {
-        match accept_and_apply(store, runner, worker, batch).await {
-            Ok(accepted) => return Ok(accepted),
-            Err(Failed::Committing(err)) => return Err(err),
-            Err(Failed::Applying(err)) => {
-                tracing::warn!(%err, "applying on acceptance failed; leaving it to the workers");
+    let Some(runner) = runner else {
+        return accept_pending(store, batch, HashMap::new()).await;
+    };
+    match accept_and_apply(store, runner, worker, batch).await {
+        Ok(accepted) => Ok(accepted),
+        Err(Failed::Committing(err)) => Err(err),
+        Err(Failed::Applying(err)) => {
+            tracing::warn!(%err, "applying on acceptance failed; leaving it to the workers");
+            let refused = refusals(runner, store.reader(), batch.iter()).await?;
+            accept_pending(store, batch, refused).await
+        }
+    }
+}
+
+/// Inserts the operations of `batch` but the `refused` ones, pending.
+async fn accept_pending(
+    store: &Store,
+    batch: &[Job],
+    refused: HashMap<String, Error>,
+) -> Result<Vec<Accepted>> {
+    let tx = store.write().await?;
+    let inserted = db::insert_all(
+        &*tx,
+        batch
+            .iter()
+            .filter(|job| !refused.contains_key(&job.operation.id))
+            .map(|job| (job.operation.clone(), None)),
+    )
+    .await?;
+    db::notify(&*tx, db::SUBMITTED_CHANNEL, "").await?;
+    tx.commit().await?;
+    Ok(answers(batch, &inserted, HashMap::new(), refused))
+}
+
+/// Checks the references of the unchecked commands of `jobs` on `conn`;
+/// returns the errors of those that do not fit, by operation id.
+async fn refusals(
+    runner: &Runner,
+    conn: &impl ConnectionTrait,
+    jobs: impl Iterator<Item = &Job>,
+) -> Result<HashMap<String, Error>> {
+    let mut refused = HashMap::new();
+    for job in jobs {
+        if let Some(command) = &job.unchecked {
+            match runner.service().recheck_command(conn, command).await {
+                Ok(_) => {}
+                Err(err) if err.is_fault() => return Err(err),
+                Err(err) => {
+                    refused.insert(job.operation.id.clone(), err);
+                }
             }
         }
     }
-    let tx = store.write().await?;
-    let inserted =
-        db::insert_all(&*tx, batch.iter().map(|job| (job.operation.clone(), None))).await?;
-    db::notify(&*tx, db::SUBMITTED_CHANNEL, "").await?;
-    tx.commit().await?;
-    Ok(batch
+    Ok(refused)
+}
+
+/// Each job's answer, from what its transaction did.
+fn answers(
+    batch: &[Job],
+    inserted: &HashSet<String>,
+    mut ended: HashMap<String, Ended>,
+    mut refused: HashMap<String, Error>,
+) -> Vec<Accepted> {
+    batch
         .iter()
-        .map(|job| match inserted.contains(&job.operation.id) {
-            true => Accepted::Pending,
-            false => Accepted::DuplicateRequestId,
+        .map(|job| {
+            let id = &job.operation.id;
+            if let Some(err) = refused.remove(id) {
+                Accepted::Refused(err)
+            } else if let Some(ended) = ended.remove(id) {
+                Accepted::Ended(Box::new(ended))
+            } else if inserted.contains(id) {
+                Accepted::Pending
+            } else {
+                Accepted::DuplicateRequestId
+            }
         })
-        .collect())
+        .collect()
 }
 
 /// Why [`accept_and_apply`] failed.
@@ -169,7 +251,9 @@ enum Failed {
 
 /// Applies the small operations of `batch` that are runnable (nothing
 /// earlier on their target is unfinished) in acceptance order, then
-/// inserts every operation, finished or pending, and commits once.
+/// inserts every operation, finished or pending, and commits once. An
+/// operation whose references the intake checks is refused, not
+/// inserted, if they do not fit.
 async fn accept_and_apply(
     store: &Store,
     runner: &Runner,
@@ -177,33 +261,26 @@ async fn accept_and_apply(
     batch: &[Job],
 ) -> Result<Vec<Accepted>, Failed> {
     let tx = store.write().await.map_err(Failed::Applying)?;
-    let (ran, inserted) = apply_and_insert(&tx, runner, worker, batch)
+    let (ran, inserted, refused) = apply_and_insert(&tx, runner, worker, batch)
         .await
         .map_err(Failed::Applying)?;
     tx.commit().await.map_err(Failed::Committing)?;
-    let mut ended: HashMap<String, Ended> = runner
+    let ended = runner
         .committed(ran)
         .into_iter()
         .map(|e| (e.id.clone(), e))
         .collect();
-    Ok(batch
-        .iter()
-        .map(|job| match ended.remove(&job.operation.id) {
-            Some(e) => Accepted::Ended(Box::new(e)),
-            None if inserted.contains(&job.operation.id) => Accepted::Pending,
-            None => Accepted::DuplicateRequestId,
-        })
-        .collect())
+    Ok(answers(batch, &inserted, ended, refused))
 }
 
 /// The work of [`accept_and_apply`] inside its transaction: returns what
-/// ran and the ids inserted.
+/// ran, the ids inserted and the refusals.
 async fn apply_and_insert(
     tx: &DatabaseTransaction,
     runner: &Runner,
     worker: &str,
     batch: &[Job],
-) -> Result<(Batch, HashSet<String>)> {
+) -> Result<(Batch, HashSet<String>, HashMap<String, Error>)> {
     db::limit_lock_wait(tx, LOCK_WAIT).await?;
     let requests: Vec<_> = batch
         .iter()
@@ -221,6 +298,7 @@ async fn apply_and_insert(
     };
     // In acceptance order: the first of a request id is new, the first on
     // a target may run if small.
+    let mut duplicates = HashSet::new();
     let mut targets = HashSet::new();
     let mut candidates = Vec::new();
     for job in batch {
@@ -228,6 +306,7 @@ async fn apply_and_insert(
         if let Some(request_id) = &op.request_id
             && !taken.insert((op.principal.clone(), request_id.clone()))
         {
+            duplicates.insert(op.id.as_str());
             continue;
         }
         if targets.insert(op.target.as_str()) && op.requested_items <= APPLY_ON_ACCEPT_MAX_ITEMS {
@@ -250,6 +329,24 @@ async fn apply_and_insert(
     runner
         .apply_all(tx, &claimed.iter().collect::<Vec<_>>(), &mut ran)
         .await?;
+    // An unchecked command that failed its re-check is refused; one that
+    // waits is checked now.
+    let applied: HashMap<&str, &Ended> = ran.ended().iter().map(|e| (e.id.as_str(), e)).collect();
+    let unchecked = batch.iter().filter(|job| job.unchecked.is_some());
+    let mut refused: HashMap<String, Error> = unchecked
+        .clone()
+        .filter_map(
+            |job| match &applied.get(job.operation.id.as_str())?.result {
+                Err(err) => Some((job.operation.id.clone(), err.clone())),
+                Ok(_) => None,
+            },
+        )
+        .collect();
+    let waiting = unchecked.filter(|job| {
+        let id = job.operation.id.as_str();
+        !applied.contains_key(id) && !duplicates.contains(id)
+    });
+    refused.extend(refusals(runner, tx, waiting).await?);
     let results = ran
         .ended()
         .iter()
@@ -261,9 +358,12 @@ async fn apply_and_insert(
         .zip(&results)
         .map(|(e, result)| (e.id.as_str(), e.finish(result)))
         .collect();
+    let accepted = batch
+        .iter()
+        .filter(|job| !refused.contains_key(&job.operation.id));
     let inserted = db::insert_all(
         tx,
-        batch.iter().map(|job| {
+        accepted.clone().map(|job| {
             (
                 job.operation.clone(),
                 endings.get(job.operation.id.as_str()).copied(),
@@ -271,7 +371,9 @@ async fn apply_and_insert(
         }),
     )
     .await?;
-    if ended_but_not_inserted(&ran, &inserted) {
+    if accepted.clone().any(|job| {
+        endings.contains_key(job.operation.id.as_str()) && !inserted.contains(&job.operation.id)
+    }) {
         // Another replica took one's request id meanwhile: let the plain
         // path sort out which operations are duplicates.
         return Err(Error::Unavailable {
@@ -280,12 +382,8 @@ async fn apply_and_insert(
             retry_after: Duration::from_secs(1),
         });
     }
-    if ran.len() < inserted.len() {
+    if accepted.count() > ran.len() {
         db::notify(tx, db::SUBMITTED_CHANNEL, "").await?;
     }
-    Ok((ran, inserted))
-}
-
-fn ended_but_not_inserted(ran: &Batch, inserted: &HashSet<String>) -> bool {
-    ran.ended().iter().any(|e| !inserted.contains(&e.id))
+    Ok((ran, inserted, refused))
 }

@@ -199,7 +199,9 @@ impl Queue {
         if let Some(row) = earlier {
             return same_request(row, &serialized);
         }
-        self.service().check_references(&command).await?;
+        if !self.intake.checks(&command) {
+            self.service().check_references(&command).await?;
+        }
         if self
             .backlog
             .at_least(self.store(), self.max_pending)
@@ -224,13 +226,14 @@ impl Queue {
             create_time: now_micros(),
         };
         let accepted = Operation::accepted(&new);
-        match self.intake.insert(new).await? {
+        match self.intake.insert(new, command).await? {
             Accepted::Pending => {
                 self.backlog.add(1);
                 self.runner.wake_workers.notify_one();
                 Ok(accepted)
             }
             Accepted::Ended(ended) => Ok(accepted.ended(*ended)),
+            Accepted::Refused(err) => Err(err),
             Accepted::DuplicateRequestId => {
                 let row = db::find_by_request_id(self.store().reader(), principal, request_id)
                     .await?

@@ -250,7 +250,7 @@ impl Runner {
     ) -> Result<Ended> {
         let checked = match self.service.recheck_command(tx, command).await {
             Ok(checked) => checked,
-            Err(err @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(err),
+            Err(err) if err.is_fault() => return Err(err),
             Err(err) => return Ok(Ended::new(row, state::FAILED, Err(err), 0)),
         };
         let outcome = self
