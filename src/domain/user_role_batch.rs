@@ -81,12 +81,11 @@ impl Service {
         now: i64,
     ) -> Result<Vec<Result<Outcome>>> {
         let users: Vec<_> = changes.iter().map(UserRolesChange::user).collect();
-        let existing = db::existing_users(conn, &users).await?;
         let roles: Vec<_> = changes
             .iter()
             .flat_map(|c| c.assignments().map(|(o, _, r)| (o, r)))
             .collect();
-        let scopes = db::role_scopes(conn, &roles).await?;
+        let (existing, scopes) = db::users_and_role_scopes(conn, &users, &roles).await?;
         let mut verdicts = Vec::with_capacity(changes.len());
         for change in changes {
             let fits = change.command.validate().is_ok()

@@ -16,54 +16,41 @@ use std::collections::{HashMap, HashSet};
 /// `(organization_id, id)`: a user or a role.
 pub type Key = (String, String);
 
-/// Which of the `(organization, user)` pairs `users` exist.
-pub async fn existing_users(
+/// Which of the `(organization, user)` pairs `users` exist, and the scopes
+/// of those of the `(organization, role)` pairs `roles` that exist: one
+/// statement for both.
+pub async fn users_and_role_scopes(
     db: &impl ConnectionTrait,
     users: &[(&str, &str)],
-) -> Result<HashSet<Key>, DbErr> {
-    let backend = backend_of(db);
-    let list = row_list::rows(backend, &["o", "u"], users)?;
-    let sql = format!(
-        "SELECT organization_id, user_id FROM users \
-         WHERE (organization_id, user_id) IN ({})",
-        list.sql
-    );
-    let rows = db.query_all(statement(backend, &sql, list.values)).await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "organization_id")?,
-                row.try_get("", "user_id")?,
-            ))
-        })
-        .collect()
-}
-
-/// The scopes of those of the `(organization, role)` pairs
-/// `roles` that exist.
-pub async fn role_scopes(
-    db: &impl ConnectionTrait,
     roles: &[(&str, &str)],
-) -> Result<HashMap<Key, RoleScope>, DbErr> {
+) -> Result<(HashSet<Key>, HashMap<Key, RoleScope>), DbErr> {
     let backend = backend_of(db);
-    let list = row_list::rows(backend, &["o", "r"], roles)?;
+    let user_list = row_list::rows(backend, &["o", "u"], users)?;
+    let role_list = row_list::rows(backend, &["o", "r"], roles)?;
     let sql = format!(
-        "SELECT organization_id, role_id, scope FROM roles \
+        "SELECT organization_id, user_id AS id, NULL AS scope FROM users \
+         WHERE (organization_id, user_id) IN ({}) \
+         UNION ALL \
+         SELECT organization_id, role_id, scope FROM roles \
          WHERE (organization_id, role_id) IN ({})",
-        list.sql
+        user_list.sql, role_list.sql
     );
-    let rows = db.query_all(statement(backend, &sql, list.values)).await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                (
-                    row.try_get("", "organization_id")?,
-                    row.try_get("", "role_id")?,
-                ),
-                parse_scope(&row.try_get::<String>("", "scope")?)?,
-            ))
-        })
-        .collect()
+    let mut values = user_list.values;
+    values.extend(role_list.values);
+    let mut existing = HashSet::new();
+    let mut scopes = HashMap::new();
+    for row in db.query_all(statement(backend, &sql, values)).await? {
+        let key = (row.try_get("", "organization_id")?, row.try_get("", "id")?);
+        match row.try_get::<Option<String>>("", "scope")? {
+            Some(scope) => {
+                scopes.insert(key, parse_scope(&scope)?);
+            }
+            None => {
+                existing.insert(key);
+            }
+        }
+    }
+    Ok((existing, scopes))
 }
 
 /// Gives each `(organization, user, role)` of `grants` its assignment,
