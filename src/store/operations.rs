@@ -4,10 +4,8 @@
 
 use super::{backend_of, entities::operation, row_list, statement};
 use sea_orm::{
-    ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, UpdateMany,
-    sea_query::{Expr, OnConflict},
+    QueryOrder, QuerySelect, UpdateMany, sea_query::Expr,
 };
 
 pub use operation::Model as OperationRow;
@@ -52,62 +50,69 @@ pub struct NewOperation {
     pub create_time: i64,
 }
 
-/// Inserts new operations, each pending or, if it has an ending (it was
-/// applied in the transaction that accepts it), already finished. Returns
-/// the ids of those inserted: one whose principal already has an
-/// operation with its request id is skipped.
+/// Inserts new operations in acceptance order, each pending or, if it has
+/// an ending (it was applied in the transaction that accepts it), already
+/// finished; one statement for them all. Returns the ids of those
+/// inserted: one whose principal already has an operation with its request
+/// id is skipped.
 pub async fn insert_all(
     db: &impl ConnectionTrait,
     ops: impl IntoIterator<Item = (NewOperation, Option<Finish<'_>>)>,
 ) -> Result<HashSet<String>, DbErr> {
+    let backend = backend_of(db);
     let rows: Vec<_> = ops
         .into_iter()
-        .map(|(op, ending)| new_row(op, ending))
+        .enumerate()
+        .map(|(position, (op, ending))| {
+            (
+                position,
+                op.id,
+                op.organization_id,
+                op.target,
+                op.verb,
+                op.principal,
+                op.request_id,
+                op.trace_id,
+                op.command,
+                ending.map_or(state::PENDING, |e| e.state),
+                op.requested_items,
+                ending.map_or(0, |e| e.processed_items),
+                ending.map(|e| e.result),
+                op.create_time,
+                ending.map(|_| op.create_time),
+                ending.map(|e| e.end_time),
+            )
+        })
         .collect();
-    let mut inserted = HashSet::with_capacity(rows.len());
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut insert = operation::Entity::insert_many(chunk.to_vec())
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .into_query();
-        insert.returning_col(operation::Column::Id);
-        for row in db
-            .query_all(db.get_database_backend().build(&insert))
-            .await?
-        {
-            inserted.insert(row.try_get::<String>("", "id")?);
-        }
+    if rows.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(inserted)
-}
-
-/// Operations per multi-row insert. Each row count is a statement of its
-/// own in every connection's prepared-statement cache, so the counts are
-/// kept few (and 16 columns each stay far below every parameter limit).
-const INSERT_CHUNK: usize = 16;
-
-fn new_row(op: NewOperation, ending: Option<Finish<'_>>) -> operation::ActiveModel {
-    operation::ActiveModel {
-        seq: NotSet,
-        id: Set(op.id),
-        organization_id: Set(op.organization_id),
-        target: Set(op.target),
-        verb: Set(op.verb),
-        principal: Set(op.principal),
-        request_id: Set(op.request_id),
-        trace_id: Set(op.trace_id),
-        command: Set(op.command),
-        state: Set(ending.map_or(state::PENDING, |e| e.state).to_owned()),
-        done: Set(ending.is_some()),
-        cancel_requested: Set(false),
-        requested_items: Set(op.requested_items),
-        processed_items: Set(ending.map_or(0, |e| e.processed_items)),
-        result: Set(ending.map(|e| e.result.to_owned())),
-        lease_owner: Set(None),
-        lease_expires: Set(None),
-        create_time: Set(op.create_time),
-        start_time: Set(ending.map(|_| op.create_time)),
-        end_time: Set(ending.map(|e| e.end_time)),
-    }
+    let list = row_list::rows(
+        backend,
+        &[
+            "k", "i", "o", "tg", "v", "p", "rq", "tr", "c", "s", "ri", "pi", "res", "ct", "st",
+            "et",
+        ],
+        &rows,
+    )?;
+    // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
+    let sql = format!(
+        "INSERT INTO operations (id, organization_id, target, verb, principal, request_id, \
+           trace_id, command, state, done, cancel_requested, requested_items, processed_items, \
+           result, create_time, start_time, end_time) \
+         SELECT i, o, tg, v, p, rq, tr, c, s, s <> ?, ?, CAST(ri AS BIGINT), \
+           CAST(pi AS BIGINT), res, CAST(ct AS BIGINT), CAST(st AS BIGINT), CAST(et AS BIGINT) \
+         FROM ({}) AS n WHERE true ORDER BY CAST(k AS BIGINT) \
+         ON CONFLICT DO NOTHING RETURNING id",
+        list.sql
+    );
+    let mut values = vec![state::PENDING.into(), false.into()];
+    values.extend(list.values);
+    db.query_all(statement(backend, &sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get("", "id"))
+        .collect()
 }
 
 impl NewOperation {

@@ -1,10 +1,12 @@
 //! Many rows as the parameters of one statement, selected by a subquery.
 //! SQLite unpacks a JSON array of arrays bound as a single parameter
 //! (`json_each`), so that one prepared statement serves every row count.
-//! PostgreSQL gets a `VALUES` list instead, whose row count its planner
-//! sees (for a JSON function it would guess 100 rows and scan whole tables
-//! by hash join); the list is padded with rows of NULLs to a power of two,
-//! so that a few prepared statements serve every count.
+//! PostgreSQL gets a `VALUES` list of text parameters instead, whose row
+//! count its planner sees (for a JSON function it would guess 100 rows and
+//! scan whole tables by hash join); the list is padded with rows of NULLs
+//! to a power of two, so that a few prepared statements serve every count.
+//! Either way every column is text (or NULL): a statement casts the
+//! numbers it reads.
 
 use sea_orm::{DbBackend, DbErr, Value};
 use serde::Serialize;
@@ -18,8 +20,8 @@ pub(crate) struct Rows {
     pub values: Vec<Value>,
 }
 
-/// `rows` (tuples of strings and integers) as a subquery with the column
-/// names `columns`.
+/// `rows` (tuples of strings, integers and options of them) as a subquery
+/// with the column names `columns`.
 pub(crate) fn rows<R: Serialize>(
     backend: DbBackend,
     columns: &[&str],
@@ -54,20 +56,13 @@ fn values_list<R: Serialize>(columns: &[&str], rows: &[R]) -> Result<Rows, DbErr
         for field in fields {
             values.push(match field {
                 serde_json::Value::String(s) => Value::from(s),
-                serde_json::Value::Number(n) => Value::from(n.as_i64()),
                 serde_json::Value::Null => Value::String(None),
                 other => Value::from(other.to_string()),
             });
         }
     }
     let count = rows.len().max(1).next_power_of_two();
-    for i in values.len()..count * columns.len() {
-        let null = match values.get(i % columns.len()) {
-            Some(typed) => typed.as_null(),
-            None => Value::String(None),
-        };
-        values.push(null);
-    }
+    values.resize(count * columns.len(), Value::String(None));
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
     Ok(Rows {
         sql: format!(
@@ -89,7 +84,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn postgres_rows_are_padded_with_typed_nulls_to_a_power_of_two() {
+    fn postgres_rows_are_text_padded_with_nulls_to_a_power_of_two() {
         let list = rows(
             DbBackend::Postgres,
             &["i", "n"],
@@ -102,8 +97,9 @@ mod tests {
         );
         assert_eq!(list.values.len(), 8);
         assert_eq!(list.values[4], Value::from("c"));
+        assert_eq!(list.values[5], Value::from("3"));
         assert_eq!(list.values[6], Value::String(None));
-        assert_eq!(list.values[7], Value::BigInt(None));
+        assert_eq!(list.values[7], Value::String(None));
     }
 
     #[test]
