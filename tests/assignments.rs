@@ -234,15 +234,8 @@ async fn unknown_role_fails_the_whole_request(server: TestServer) {
     assert_not_found(&status, T_ORGANIZATION, "organizations/missing");
 
     // No operation was created for any of the refused requests.
-    let ops = server
-        .ops(&admin())
-        .list_operations(ListOperationsRequest {
-            filter: "target=\"organizations/acme/users/alice\"".into(),
-            ..Default::default()
-        })
-        .await
-        .must();
-    assert_eq!(ops.operations.len(), 1, "only the seeding assignment");
+    let ops = server.operations_on("organizations/acme/users/alice").await;
+    assert_eq!(ops.len(), 1, "only the seeding assignment");
 }
 
 async fn wrong_scope_role_fails_the_whole_request(server: TestServer) {
@@ -415,15 +408,8 @@ async fn concurrent_retries_share_one_operation(server: TestServer) {
     );
     done(&server, ops[0].clone()).await;
     assert_eq!(server.user_role_ids(ORG, "bob").await, ["reader", "writer"]);
-    let listed = server
-        .ops(&admin())
-        .list_operations(ListOperationsRequest {
-            filter: "target=\"organizations/acme/users/bob\"".into(),
-            ..Default::default()
-        })
-        .await
-        .must();
-    assert_eq!(listed.operations.len(), 1, "{:?}", listed.operations);
+    let listed = server.operations_on("organizations/acme/users/bob").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
 }
 
 async fn add_and_remove_role_members_by_any_identifier(server: TestServer) {

@@ -10,8 +10,8 @@ use rolekeeper::pb::longrunning::{
     Operation, WaitOperationRequest,
 };
 use rolekeeper::pb::v1::{
-    AddRoleMembersRequest, AssignUserRolesRequest, DeleteRoleRequest, DeleteUserRequest,
-    RevokeUserRolesRequest, RoleMembersChange, UserRef, UserRoles, user_ref::User as Ref,
+    AddRoleMembersRequest, AssignUserRolesRequest, RevokeUserRolesRequest, RoleMembersChange,
+    UserRef, UserRoles, user_ref::User as Ref,
 };
 use tonic::Code;
 
@@ -600,23 +600,8 @@ async fn operations_recheck_the_world_when_they_run(mut server: TestServer) {
     let lost_role = submit_assign(&server, ORG, "alice", &["reader", "writer"]).await;
     let lost_user = submit_assign(&server, ORG, "bob", &["reader"]).await;
     // The world changes while they are pending.
-    server
-        .roles(&writer(ORG))
-        .delete_role(DeleteRoleRequest {
-            organization_id: ORG.into(),
-            role_id: "writer".into(),
-            force: false,
-        })
-        .await
-        .must();
-    server
-        .orgs(&writer(ORG))
-        .delete_user(DeleteUserRequest {
-            organization_id: ORG.into(),
-            user_id: "bob".into(),
-        })
-        .await
-        .must();
+    server.delete_role(ORG, "writer").await;
+    server.delete_user(ORG, "bob").await;
 
     server.restart(2).await;
     for name in [&lost_role.name, &lost_user.name] {
@@ -688,23 +673,8 @@ async fn one_transaction_keeps_each_operation_apart_and_in_order(mut server: Tes
     let carol = submit_assign(&server, ORG, "carol", &["writer"]).await;
     let dave = submit_assign(&server, ORG, "dave", &["reader"]).await;
     let erin = submit_assign(&server, ORG, "erin", &["reader", "blocker"]).await;
-    server
-        .orgs(&writer(ORG))
-        .delete_user(DeleteUserRequest {
-            organization_id: ORG.into(),
-            user_id: "dave".into(),
-        })
-        .await
-        .must();
-    server
-        .roles(&writer(ORG))
-        .delete_role(DeleteRoleRequest {
-            organization_id: ORG.into(),
-            role_id: "blocker".into(),
-            force: false,
-        })
-        .await
-        .must();
+    server.delete_user(ORG, "dave").await;
+    server.delete_role(ORG, "blocker").await;
     server.restart(1).await;
 
     let role_ids =
@@ -774,12 +744,7 @@ async fn an_operation_behind_an_unfinished_one_is_checked_before_acceptance(serv
     let waiting = submit_assign(&server, ORG, "alice", &["reader"]).await;
     assert!(!waiting.done, "it waits for the earlier operation");
     assert!(server.user_role_ids(ORG, "alice").await.is_empty());
-    let listed = listed(
-        &server,
-        &admin(),
-        "target=\"organizations/acme/users/alice\"",
-    )
-    .await;
+    let listed = server.operations_on("organizations/acme/users/alice").await;
     assert_eq!(
         listed.len(),
         2,

@@ -2,11 +2,12 @@
 //! to one task that inserts whatever has accumulated in a single
 //! transaction (a duplicate request id skips its row alone) and answers
 //! each submitter only after the commit. When this process runs operations,
-//! the same transaction also applies the small ones, so a typical
-//! AssignUserRoles is accepted and done in one commit and its RPC returns
-//! the finished operation. Every operation is durable before its RPC
-//! returns; under load many share one commit instead of waiting for one
-//! each.
+//! the same transaction first applies the small ones (re-checking what
+//! they name, which is their only check) and inserts them already
+//! finished, so a typical AssignUserRoles is accepted and done in one
+//! commit and its RPC returns the finished operation. Every operation is
+//! durable before its RPC returns; under load many share one commit
+//! instead of waiting for one each.
 
 use super::runner::{Batch, Ended, Runner};
 use crate::{

@@ -1,11 +1,14 @@
-//! Runs claimed operations inside a caller's write transaction. Shared by
-//! the workers (which claim the oldest runnable operations) and by the
-//! intake (which runs a small operation in the transaction that accepts
-//! it). An operation whose re-check fails is recorded as failed (it has
-//! written nothing); an unexpected failure rolls the whole transaction
-//! back, leaving every operation in it pending, and the workers retry
-//! with each operation in a savepoint ([`Isolation`]), so that one bad
-//! operation fails alone instead of holding up the rest.
+//! Runs operations inside a caller's write transaction. Shared by the
+//! workers, which claim the oldest runnable operations and record how each
+//! ended in its row ([`Runner::run_all`]), and by the intake, which applies
+//! small operations before inserting them already finished
+//! ([`Runner::apply_all`]). Consecutive Assign/RevokeUserRoles of a batch
+//! are applied together in a fixed number of statements. An operation
+//! whose re-check fails ends failed (it has written nothing); an
+//! unexpected failure rolls the whole transaction back, leaving every
+//! operation in it pending, and the workers retry with each operation in a
+//! savepoint ([`Isolation`]), so that one bad operation fails alone instead
+//! of holding up the rest.
 
 use crate::{
     domain::{

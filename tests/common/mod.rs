@@ -13,15 +13,16 @@
 use prost::{Message, Name};
 pub use rolekeeper::pb;
 use rolekeeper::pb::longrunning::{
-    self as lro, Operation, WaitOperationRequest, operation, operations_client::OperationsClient,
+    self as lro, ListOperationsRequest, Operation, WaitOperationRequest, operation,
+    operations_client::OperationsClient,
 };
 use rolekeeper::pb::v1::{
     self as v1, AssignMembershipRolesRequest, AssignUserRolesRequest, CheckPermissionRequest,
     CheckPermissionResponse, CreateOrganizationRequest, CreateRoleRequest, CreateUserRequest,
-    CreateWorkspaceMembershipRequest, CreateWorkspaceRequest, GetWorkspaceMembershipRequest,
-    ListUserRolesRequest, Organization, Permission, Role, RoleScope, User, UserRoles, Workspace,
-    WorkspaceMembership, WorkspaceRole, organization_service_client::OrganizationServiceClient,
-    role_service_client::RoleServiceClient,
+    CreateWorkspaceMembershipRequest, CreateWorkspaceRequest, DeleteRoleRequest, DeleteUserRequest,
+    GetWorkspaceMembershipRequest, ListUserRolesRequest, Organization, Permission, Role, RoleScope,
+    User, UserRoles, Workspace, WorkspaceMembership, WorkspaceRole,
+    organization_service_client::OrganizationServiceClient, role_service_client::RoleServiceClient,
     workspace_membership_service_client::WorkspaceMembershipServiceClient,
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -505,6 +506,41 @@ impl TestServer {
         let op = self.wait_done(&op.name).await;
         assert_op_succeeded(&op);
         op
+    }
+
+    /// Deletes a user (as the organization's writer).
+    pub async fn delete_user(&self, org: &str, id: &str) {
+        self.orgs(&writer(org))
+            .delete_user(DeleteUserRequest {
+                organization_id: org.to_owned(),
+                user_id: id.to_owned(),
+            })
+            .await
+            .must();
+    }
+
+    /// Deletes a role without holders (as the organization's writer).
+    pub async fn delete_role(&self, org: &str, id: &str) {
+        self.roles(&writer(org))
+            .delete_role(DeleteRoleRequest {
+                organization_id: org.to_owned(),
+                role_id: id.to_owned(),
+                force: false,
+            })
+            .await
+            .must();
+    }
+
+    /// The first page of operations on `target` (a resource name).
+    pub async fn operations_on(&self, target: &str) -> Vec<Operation> {
+        self.ops(&admin())
+            .list_operations(ListOperationsRequest {
+                filter: format!("target=\"{target}\""),
+                ..Default::default()
+            })
+            .await
+            .must()
+            .operations
     }
 
     /// The ids of the organization roles `user` holds, sorted.
