@@ -1,6 +1,8 @@
 //! Many rows as the parameters of one statement, selected by a subquery.
 //! SQLite unpacks a JSON array of arrays bound as a single parameter
-//! (`json_each`), so that one prepared statement serves every row count.
+//! (`json_each`, each row turned into binary JSON once so that picking its
+//! columns does not parse it again), so that one prepared statement serves
+//! every row count.
 //! PostgreSQL gets a `VALUES` list of text parameters instead, whose row
 //! count its planner sees (for a JSON function it would guess 100 rows and
 //! scan whole tables by hash join); the list is padded with rows of NULLs
@@ -31,7 +33,7 @@ pub(crate) fn rows<R: Serialize>(
         DbBackend::Postgres => values_list(columns, rows),
         _ => Ok(Rows {
             sql: format!(
-                "SELECT {} FROM (SELECT value AS x FROM json_each(?))",
+                "SELECT {} FROM (SELECT jsonb(value) AS x FROM json_each(?))",
                 columns
                     .iter()
                     .enumerate()
@@ -116,7 +118,7 @@ mod tests {
         let list = rows(DbBackend::Sqlite, &["o", "u"], &[("acme", "alice")]).expect("rows");
         assert_eq!(
             list.sql,
-            "SELECT x ->> 0 AS o, x ->> 1 AS u FROM (SELECT value AS x FROM json_each(?))"
+            "SELECT x ->> 0 AS o, x ->> 1 AS u FROM (SELECT jsonb(value) AS x FROM json_each(?))"
         );
         assert_eq!(list.values, [Value::from(r#"[["acme","alice"]]"#)]);
     }
