@@ -383,7 +383,8 @@ async fn apply_and_insert(
             retry_after: Duration::from_secs(1),
         });
     }
-    if accepted.count() > ran.len() {
+    let mut pending = accepted.map(|job| job.operation.id.as_str());
+    if pending.any(|id| inserted.contains(id) && !endings.contains_key(id)) {
         db::notify(tx, db::SUBMITTED_CHANNEL, "").await?;
     }
     Ok((ran, inserted, refused))

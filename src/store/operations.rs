@@ -343,6 +343,9 @@ pub async fn finish_all(
     worker: &str,
     finishes: &[Finish<'_>],
 ) -> Result<u64, DbErr> {
+    if finishes.is_empty() {
+        return Ok(0);
+    }
     let backend = backend_of(db);
     let rows: Vec<_> = finishes
         .iter()
