@@ -189,8 +189,7 @@ impl Service {
     /// Deletes a user with its role assignments and memberships.
     pub async fn delete_user(&self, o: &str, u: &str) -> Result<()> {
         validate::ids(&[("organization_id", o), ("user_id", u)])?;
-        let _acl = self.acl_write(o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(o).await?;
         require_user(&*tx, o, u).await?;
         db::delete_user(&*tx, o, u).await?;
         tx.commit().await
@@ -244,8 +243,7 @@ impl Service {
     /// Deletes a workspace with its memberships.
     pub async fn delete_workspace(&self, o: &str, w: &str) -> Result<()> {
         validate::ids(&[("organization_id", o), ("workspace_id", w)])?;
-        let _acl = self.acl_write(o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(o).await?;
         require_workspace(&*tx, o, w).await?;
         db::delete_workspace(&*tx, o, w).await?;
         tx.commit().await

@@ -59,8 +59,7 @@ impl Service {
             create_time: now,
             update_time: now,
         };
-        let _acl = self.acl_write(o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(o).await?;
         require_workspace(&*tx, o, w).await?;
         require_user(&*tx, o, u).await?;
         require_role(&*tx, o, base_role.role_id()).await?;
@@ -134,8 +133,7 @@ impl Service {
             ("membership_id", m),
         ])?;
         let base_role = require_base_role(role)?;
-        let _acl = self.acl_write(o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(o).await?;
         require_membership(&*tx, o, w, m).await?;
         require_role(&*tx, o, base_role.role_id()).await?;
         db::set_base_role(&*tx, m, base_role, now_micros()).await?;
@@ -151,8 +149,7 @@ impl Service {
             ("workspace_id", w),
             ("membership_id", m),
         ])?;
-        let _acl = self.acl_write(o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(o).await?;
         require_membership(&*tx, o, w, m).await?;
         db::delete_membership(&*tx, o, w, m).await?;
         tx.commit().await

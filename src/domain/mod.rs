@@ -6,6 +6,7 @@
 pub mod access;
 pub mod commands;
 pub mod directory;
+pub mod fence;
 pub mod memberships;
 pub mod model;
 pub mod names;
@@ -15,8 +16,13 @@ pub mod roles;
 pub mod user_role_batch;
 pub mod validate;
 
-use crate::store::Store;
+use crate::{
+    error::Result,
+    store::{Store, WriteTx, acl_versions},
+};
+use fence::Fence;
 use read_cache::{Cached, Key, Lookup, ReadCache, WriteGuard};
+use sea_orm::ConnectionTrait;
 use std::{
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
@@ -27,13 +33,19 @@ use std::{
 pub struct Service {
     store: Store,
     cache: Arc<ReadCache>,
+    /// For replicas sharing the database: whether the cache is current.
+    fence: Option<Arc<Fence>>,
 }
 
 impl Service {
     /// A service over `store`.
     pub fn new(store: Store) -> Self {
-        let cache = Arc::new(ReadCache::new(store.single_process()));
-        Self { store, cache }
+        let fence = (!store.single_process()).then(|| Fence::new(store.clone()));
+        Self {
+            store,
+            cache: Arc::default(),
+            fence,
+        }
     }
 
     /// The underlying store.
@@ -42,19 +54,47 @@ impl Service {
     }
 
     /// Declares a write that may change cached reads in
-    /// `organization_id`; hold it until the transaction has committed.
+    /// `organization_id`; hold it until the transaction has committed, and
+    /// [`Service::publish`] the change just before the commit.
     pub fn acl_write(&self, organization_id: &str) -> WriteGuard {
         self.cache.writing(organization_id)
     }
 
+    /// Tells other replicas sharing the database, in `tx`, that it changes
+    /// cached reads of `organizations` (nothing to tell on SQLite). Call it
+    /// last before the commit: it locks the organizations' version rows,
+    /// and a long transaction holding them would hold up every other write
+    /// to the same organizations.
+    pub async fn publish(&self, tx: &impl ConnectionTrait, organizations: &[&str]) -> Result<()> {
+        if self.fence.is_some() {
+            acl_versions::bump(tx, organizations).await?;
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction that may change cached reads in
+    /// `organization_id`; see [`AclTx`].
+    async fn write_acl(&self, organization_id: &str) -> Result<AclTx> {
+        let guard = self.acl_write(organization_id);
+        Ok(AclTx {
+            tx: self.store.write().await?,
+            service: self.clone(),
+            guard,
+        })
+    }
+
     /// `key`'s value from the cache, or from `load` (cached when safe).
-    async fn cached<T, F, Fut>(&self, key: Key, load: F) -> crate::error::Result<Arc<T>>
+    async fn cached<T, F, Fut>(&self, key: Key, load: F) -> Result<Arc<T>>
     where
         T: Cached,
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = crate::error::Result<T>>,
+        Fut: std::future::Future<Output = Result<T>>,
     {
-        let version = match self.cache.lookup(&key) {
+        let shared = match &self.fence {
+            Some(fence) => fence.version(key.organization()).await?,
+            None => 0,
+        };
+        let version = match self.cache.lookup(&key, shared) {
             Lookup::Hit(value) => match T::unwrap(value) {
                 Some(hit) => return Ok(hit),
                 None => None,
@@ -63,9 +103,36 @@ impl Service {
         };
         let value = Arc::new(load().await?);
         if let Some(version) = version {
-            self.cache.insert(key, version, T::wrap(value.clone()));
+            self.cache
+                .insert(key, version, shared, T::wrap(value.clone()));
         }
         Ok(value)
+    }
+}
+
+/// A write transaction that may change cached reads of one organization:
+/// it holds [`Service::acl_write`]'s guard until it has committed, and
+/// [`Service::publish`]es the change as it commits.
+struct AclTx {
+    tx: WriteTx,
+    service: Service,
+    guard: WriteGuard,
+}
+
+impl AclTx {
+    /// Publishes the change and commits.
+    async fn commit(self) -> Result<()> {
+        self.service
+            .publish(&*self.tx, &[self.guard.organization_id()])
+            .await?;
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for AclTx {
+    type Target = sea_orm::DatabaseTransaction;
+    fn deref(&self) -> &sea_orm::DatabaseTransaction {
+        &self.tx
     }
 }
 

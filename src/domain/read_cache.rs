@@ -10,9 +10,12 @@
 //!   dropped, so entries loaded before or during the write are never used
 //!   after it.
 //!
-//! Only enabled when this process owns the database (embedded SQLite):
-//! with several replicas on PostgreSQL another process may commit changes
-//! this one cannot see, so every check reads the database.
+//! Replicas sharing a PostgreSQL database also commit changes this process
+//! cannot see. There every such write transaction also bumps the
+//! organization's version in the database, and a read first learns the
+//! current one ([`super::fence`], from a query that started after the
+//! read did): an entry serves it only if it was loaded under that version.
+//! One SQLite process alone passes 0.
 
 use super::{
     access::PermissionSet,
@@ -40,7 +43,8 @@ pub enum Key {
 }
 
 impl Key {
-    fn organization(&self) -> &str {
+    /// The organization.
+    pub fn organization(&self) -> &str {
         match self {
             Self::Applicable(o, ..) | Self::Role(o, _) | Self::UserRoles(o, _) => o,
         }
@@ -67,7 +71,9 @@ struct OrgState {
 #[derive(Debug, Default)]
 struct Inner {
     orgs: HashMap<String, OrgState>,
-    entries: HashMap<Key, (u64, Value)>,
+    /// The local version and the shared (database) version each entry
+    /// was loaded under.
+    entries: HashMap<Key, (u64, i64, Value)>,
 }
 
 impl Inner {
@@ -75,7 +81,7 @@ impl Inner {
     /// if that frees less than a tenth.
     fn prune(&mut self) {
         let orgs = &self.orgs;
-        self.entries.retain(|key, (version, _)| {
+        self.entries.retain(|key, (version, _, _)| {
             orgs.get(key.organization())
                 .is_none_or(|org| org.version == *version)
         });
@@ -125,42 +131,30 @@ pub enum Lookup {
 /// The cache; see the module docs.
 #[derive(Debug, Default)]
 pub struct ReadCache {
-    enabled: bool,
     inner: Mutex<Inner>,
 }
 
 impl ReadCache {
-    /// A cache that is used only when `enabled`.
-    pub fn new(enabled: bool) -> Self {
-        Self {
-            enabled,
-            inner: Mutex::default(),
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Marks a write to `organization_id` in progress until the guard drops.
     pub fn writing(self: &Arc<Self>, organization_id: &str) -> WriteGuard {
-        if self.enabled {
-            let mut inner = self.lock();
-            let org = inner.orgs.entry(organization_id.to_owned()).or_default();
-            org.version += 1;
-            org.writers += 1;
-        }
+        let mut inner = self.lock();
+        let org = inner.orgs.entry(organization_id.to_owned()).or_default();
+        org.version += 1;
+        org.writers += 1;
+        drop(inner);
         WriteGuard {
             cache: self.clone(),
             organization_id: organization_id.to_owned(),
         }
     }
 
-    /// Looks `key` up.
-    pub fn lookup(&self, key: &Key) -> Lookup {
-        if !self.enabled {
-            return Lookup::Miss(None);
-        }
+    /// Looks `key` up; `shared` is its organization's current shared
+    /// version.
+    pub fn lookup(&self, key: &Key, shared: i64) -> Lookup {
         let inner = self.lock();
         let (version, writers) = inner
             .orgs
@@ -170,13 +164,14 @@ impl ReadCache {
             return Lookup::Miss(None);
         }
         match inner.entries.get(key) {
-            Some((v, roles)) if *v == version => Lookup::Hit(roles.clone()),
+            Some((v, s, value)) if *v == version && *s == shared => Lookup::Hit(value.clone()),
             _ => Lookup::Miss(Some(version)),
         }
     }
 
-    /// Stores `value` for `key` if nothing was written since `version`.
-    pub fn insert(&self, key: Key, version: u64, value: Value) {
+    /// Stores `value`, loaded under the shared version `shared`, for `key`
+    /// if nothing was written here since `version`.
+    pub fn insert(&self, key: Key, version: u64, shared: i64, value: Value) {
         let mut inner = self.lock();
         let current = inner
             .orgs
@@ -188,7 +183,7 @@ impl ReadCache {
         if inner.entries.len() >= MAX_ENTRIES {
             inner.prune();
         }
-        inner.entries.insert(key, (version, value));
+        inner.entries.insert(key, (version, shared, value));
     }
 }
 
@@ -199,11 +194,15 @@ pub struct WriteGuard {
     organization_id: String,
 }
 
+impl WriteGuard {
+    /// The organization written to.
+    pub fn organization_id(&self) -> &str {
+        &self.organization_id
+    }
+}
+
 impl Drop for WriteGuard {
     fn drop(&mut self) {
-        if !self.cache.enabled {
-            return;
-        }
         let mut inner = self.cache.lock();
         if let Some(org) = inner.orgs.get_mut(&self.organization_id) {
             org.version += 1;
@@ -226,51 +225,52 @@ mod tests {
 
     #[test]
     fn entries_die_with_every_write() {
-        let cache = Arc::new(ReadCache::new(true));
-        let Lookup::Miss(Some(v)) = cache.lookup(&key()) else {
+        let cache = Arc::new(ReadCache::default());
+        let Lookup::Miss(Some(v)) = cache.lookup(&key(), 0) else {
             panic!("empty cache misses")
         };
-        cache.insert(key(), v, value());
-        assert!(matches!(cache.lookup(&key()), Lookup::Hit(_)));
+        cache.insert(key(), v, 0, value());
+        assert!(matches!(cache.lookup(&key(), 0), Lookup::Hit(_)));
         let guard = cache.writing("o");
         assert!(
-            matches!(cache.lookup(&key()), Lookup::Miss(None)),
+            matches!(cache.lookup(&key(), 0), Lookup::Miss(None)),
             "bypass while writing"
         );
         drop(guard);
-        assert!(matches!(cache.lookup(&key()), Lookup::Miss(Some(_))));
+        assert!(matches!(cache.lookup(&key(), 0), Lookup::Miss(Some(_))));
     }
 
     #[test]
     fn a_load_that_overlaps_a_write_is_not_cached() {
-        let cache = Arc::new(ReadCache::new(true));
-        let Lookup::Miss(Some(v)) = cache.lookup(&key()) else {
+        let cache = Arc::new(ReadCache::default());
+        let Lookup::Miss(Some(v)) = cache.lookup(&key(), 0) else {
             panic!("empty cache misses")
         };
         drop(cache.writing("o"));
-        cache.insert(key(), v, value());
-        assert!(matches!(cache.lookup(&key()), Lookup::Miss(Some(_))));
+        cache.insert(key(), v, 0, value());
+        assert!(matches!(cache.lookup(&key(), 0), Lookup::Miss(Some(_))));
     }
 
     #[test]
     fn a_full_cache_drops_outdated_entries_first() {
-        let cache = Arc::new(ReadCache::new(true));
+        let cache = Arc::new(ReadCache::default());
         let role = |org: &str, i: usize| Key::Role(org.into(), i.to_string());
         for i in 0..MAX_ENTRIES / 2 {
-            cache.insert(role("old", i), 0, value());
+            cache.insert(role("old", i), 0, 0, value());
         }
         drop(cache.writing("old"));
         for i in 0..MAX_ENTRIES / 2 + 1 {
-            cache.insert(role("o", i), 0, value());
+            cache.insert(role("o", i), 0, 0, value());
         }
-        assert!(matches!(cache.lookup(&role("o", 0)), Lookup::Hit(_)));
+        assert!(matches!(cache.lookup(&role("o", 0), 0), Lookup::Hit(_)));
         assert_eq!(cache.lock().entries.len(), MAX_ENTRIES / 2 + 1);
     }
 
     #[test]
-    fn disabled_cache_never_hits() {
-        let cache = Arc::new(ReadCache::new(false));
-        cache.insert(key(), 0, value());
-        assert!(matches!(cache.lookup(&key()), Lookup::Miss(None)));
+    fn an_entry_of_another_shared_version_misses() {
+        let cache = Arc::new(ReadCache::default());
+        cache.insert(key(), 0, 7, value());
+        assert!(matches!(cache.lookup(&key(), 7), Lookup::Hit(_)));
+        assert!(matches!(cache.lookup(&key(), 8), Lookup::Miss(Some(0))));
     }
 }

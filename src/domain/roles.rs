@@ -220,8 +220,7 @@ impl Service {
         let permissions = check_permissions(&mut check, &draft.permissions);
         check.finish()?;
 
-        let _acl = self.acl_write(&o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(&o).await?;
         let mut role = require_role(&*tx, &o, &r).await?;
         if draft.scope.is_some_and(|scope| scope != role.scope) {
             return Err(Error::invalid("role.scope", "is immutable"));
@@ -256,8 +255,7 @@ impl Service {
     /// holder in the same transaction; a base role in use is never deleted.
     pub async fn delete_role(&self, o: &str, r: &str, force: bool) -> Result<()> {
         validate::ids(&[("organization_id", o), ("role_id", r)])?;
-        let _acl = self.acl_write(o);
-        let tx = self.store().write().await?;
+        let tx = self.write_acl(o).await?;
         require_role(&*tx, o, r).await?;
         let (users, memberships, base) = db::holder_counts(&*tx, o, r).await?;
         if base > 0 {

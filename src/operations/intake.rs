@@ -265,6 +265,9 @@ async fn accept_and_apply(
     let (ran, inserted, refused) = apply_and_insert(&tx, runner, worker, batch)
         .await
         .map_err(Failed::Applying)?;
+    ran.publish(runner.service(), &tx)
+        .await
+        .map_err(Failed::Applying)?;
     tx.commit().await.map_err(Failed::Committing)?;
     let ended = runner
         .committed(ran)

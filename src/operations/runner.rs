@@ -108,6 +108,17 @@ impl Batch {
         &self.ended
     }
 
+    /// Tells other replicas that it changed cached reads; call it last
+    /// before the commit (see [`Service::publish`]).
+    pub async fn publish(&self, service: &Service, tx: &DatabaseTransaction) -> Result<()> {
+        let organizations: Vec<_> = self
+            .guards
+            .iter()
+            .map(WriteGuard::organization_id)
+            .collect();
+        service.publish(tx, &organizations).await
+    }
+
     /// Adds `row`'s operation, which ended, having run since `started`.
     fn add(&mut self, ended: Ended, row: &OperationRow, started: std::time::Instant) {
         metrics::histogram!("rolekeeper_operation_duration_seconds", "verb" => row.verb.clone(), "outcome" => ended.state)

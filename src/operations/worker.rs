@@ -167,6 +167,7 @@ impl Queue {
         self.runner
             .run_all(&tx, &rows, worker, isolation, &mut batch)
             .await?;
+        batch.publish(self.service(), &tx).await?;
         tx.commit().await?;
         let finished = self.runner.committed(batch).len();
         // More may be runnable: let another idle worker look.

@@ -9,7 +9,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(Initial), Box::new(PermissionsInRoles)]
+        vec![
+            Box::new(Initial),
+            Box::new(PermissionsInRoles),
+            Box::new(AclVersions),
+        ]
     }
 }
 
@@ -566,6 +570,44 @@ impl MigrationTrait for PermissionsInRoles {
             .await?;
         manager
             .drop_table(Table::drop().table(Permissions::Table).to_owned())
+            .await
+    }
+}
+
+/// A version per organization, bumped by every transaction that changes
+/// what cached reads of it answer, so that a replica can tell whether its
+/// cache is current (see `domain::read_cache`).
+struct AclVersions;
+
+impl MigrationName for AclVersions {
+    fn name(&self) -> &str {
+        "m20261123_000003_acl_versions"
+    }
+}
+
+#[derive(DeriveIden)]
+enum AclVersionsTable {
+    #[sea_orm(iden = "acl_versions")]
+    Table,
+    OrganizationId,
+    Version,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AclVersions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AclVersionsTable::Table)
+                    .col(id(AclVersionsTable::OrganizationId).primary_key())
+                    .col(
+                        ColumnDef::new(AclVersionsTable::Version)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
             .await
     }
 }

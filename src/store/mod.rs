@@ -3,6 +3,7 @@
 //! and PostgreSQL (write serialization, claim statements, error codes) is
 //! handled here. No protobuf types.
 
+pub mod acl_versions;
 pub mod assignments;
 pub mod directory;
 pub mod entities;
