@@ -635,16 +635,9 @@ async fn operations_recheck_the_world_when_they_run(mut server: TestServer) {
 /// INTERNAL, alone: the operation sharing its transaction still applies.
 async fn a_broken_operation_fails_alone(mut server: TestServer) {
     server.seed().await;
-    let db = sea_orm::Database::connect(server.database_url())
-        .await
-        .expect("connect");
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &db,
-        "UPDATE roles SET permissions = 'damaged' WHERE role_id = 'reader'",
-    )
-    .await
-    .expect("damage the role");
-    let _ = db.close().await;
+    server
+        .execute_sql("UPDATE roles SET permissions = 'damaged' WHERE role_id = 'reader'")
+        .await;
     // Both pending, so that one worker claims them into one transaction.
     server.restart(0).await;
     let broken = submit_assign(&server, ORG, "alice", &["reader"]).await;
@@ -713,21 +706,16 @@ async fn one_transaction_keeps_each_operation_apart_and_in_order(mut server: Tes
 /// is still checked before it is accepted, and waits.
 async fn an_operation_behind_an_unfinished_one_is_checked_before_acceptance(server: TestServer) {
     server.seed().await;
-    let db = sea_orm::Database::connect(server.database_url())
-        .await
-        .expect("connect");
-    sea_orm::ConnectionTrait::execute_unprepared(
-        &db,
-        "INSERT INTO operations (id, organization_id, target, verb, principal, trace_id, \
-           command, state, done, cancel_requested, requested_items, processed_items, \
-           lease_owner, lease_expires, create_time, start_time) \
-         VALUES ('00000000-0000-4000-8000-000000000001', 'acme', \
-           'organizations/acme/users/alice', 'AssignUserRoles', 'elsewhere', 'trace', \
-           '{}', 'running', false, false, 1, 0, 'another-replica', 9000000000000000, 1, 1)",
-    )
-    .await
-    .expect("an operation held by another replica");
-    let _ = db.close().await;
+    server
+        .execute_sql(
+            "INSERT INTO operations (id, organization_id, target, verb, principal, trace_id, \
+               command, state, done, cancel_requested, requested_items, processed_items, \
+               lease_owner, lease_expires, create_time, start_time) \
+             VALUES ('00000000-0000-4000-8000-000000000001', 'acme', \
+               'organizations/acme/users/alice', 'AssignUserRoles', 'elsewhere', 'trace', \
+               '{}', 'running', false, false, 1, 0, 'another-replica', 9000000000000000, 1, 1)",
+        )
+        .await;
 
     let status = server
         .roles(&writer(ORG))

@@ -35,21 +35,13 @@ pub async fn current(
     db: &impl ConnectionTrait,
     organizations: &[&str],
 ) -> Result<HashMap<String, i64>, DbErr> {
-    let backend = backend_of(db);
     let orgs: Vec<_> = organizations.iter().map(|o| (*o,)).collect();
-    let list = row_list::rows(backend, &["o"], &orgs)?;
-    let sql = format!(
-        "SELECT organization_id, version FROM acl_versions WHERE organization_id IN ({})",
-        list.sql
-    );
-    db.query_all(statement(backend, &sql, list.values))
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "organization_id")?,
-                row.try_get("", "version")?,
-            ))
-        })
-        .collect()
+    row_list::select_pairs(
+        db,
+        "SELECT organization_id, version FROM acl_versions WHERE organization_id IN ({rows})",
+        &["o"],
+        &orgs,
+        ("organization_id", "version"),
+    )
+    .await
 }

@@ -170,22 +170,14 @@ pub async fn taken_request_ids(
     db: &impl ConnectionTrait,
     requests: &[(&str, &str)],
 ) -> Result<HashSet<(String, String)>, DbErr> {
-    let backend = backend_of(db);
-    let list = row_list::rows(backend, &["p", "r"], requests)?;
-    let sql = format!(
-        "SELECT principal, request_id FROM operations WHERE (principal, request_id) IN ({})",
-        list.sql
-    );
-    db.query_all(statement(backend, &sql, list.values))
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "principal")?,
-                row.try_get("", "request_id")?,
-            ))
-        })
-        .collect()
+    row_list::select_pairs(
+        db,
+        "SELECT principal, request_id FROM operations WHERE (principal, request_id) IN ({rows})",
+        &["p", "r"],
+        requests,
+        ("principal", "request_id"),
+    )
+    .await
 }
 
 /// One operation by id.

@@ -10,7 +10,7 @@
 //! Either way every column is text (or NULL): a statement casts the
 //! numbers it reads.
 
-use sea_orm::{DbBackend, DbErr, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, TryGetable, Value};
 use serde::Serialize;
 
 /// A subquery and the parameters its `?` placeholders take, in order.
@@ -75,6 +75,32 @@ fn values_list<R: Serialize>(columns: &[&str], rows: &[R]) -> Result<Rows, DbErr
         ),
         values,
     })
+}
+
+/// Runs `select`, with `{rows}` standing for the subquery of `rows` (with
+/// the column names `columns`), and collects the columns `first` and
+/// `second` of each row it returns.
+pub(crate) async fn select_pairs<R, A, B, C>(
+    db: &impl ConnectionTrait,
+    select: &str,
+    columns: &[&str],
+    rows: &[R],
+    (first, second): (&str, &str),
+) -> Result<C, DbErr>
+where
+    R: Serialize,
+    A: TryGetable,
+    B: TryGetable,
+    C: FromIterator<(A, B)>,
+{
+    let backend = db.get_database_backend();
+    let list = self::rows(backend, columns, rows)?;
+    let sql = select.replace("{rows}", &list.sql);
+    db.query_all(super::statement(backend, &sql, list.values))
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("", first)?, row.try_get("", second)?)))
+        .collect()
 }
 
 fn encoding(err: serde_json::Error) -> DbErr {

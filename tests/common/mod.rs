@@ -508,6 +508,15 @@ impl TestServer {
         op
     }
 
+    /// Runs `sql` on the server's database behind its back.
+    pub async fn execute_sql(&self, sql: &str) {
+        let db = Database::connect(self.database_url())
+            .await
+            .expect("connect to the test database");
+        db.execute_unprepared(sql).await.expect("run the statement");
+        let _ = db.close().await;
+    }
+
     /// Deletes a user (as the organization's writer).
     pub async fn delete_user(&self, org: &str, id: &str) {
         self.orgs(&writer(org))
