@@ -111,12 +111,17 @@ impl Service {
                 .filter(|(_, verdict)| verdict.is_ok())
                 .map(|(change, _)| change)
         };
-        let (grants, revokes): (Vec<_>, Vec<_>) = applying()
-            .flat_map(|c| c.assignments().map(move |a| (c.assign, a)))
-            .partition(|(assign, _)| *assign);
-        let strip = |pairs: Vec<(bool, _)>| pairs.into_iter().map(|(_, a)| a).collect::<Vec<_>>();
-        db::insert(conn, &strip(grants), now).await?;
-        db::delete(conn, &strip(revokes)).await?;
+        let (mut grants, mut revokes) = (Vec::new(), Vec::new());
+        for change in applying() {
+            let list = if change.assign {
+                &mut grants
+            } else {
+                &mut revokes
+            };
+            list.extend(change.assignments());
+        }
+        db::insert(conn, &grants, now).await?;
+        db::delete(conn, &revokes).await?;
         let changed: Vec<_> = applying().map(UserRolesChange::user).collect();
         let mut held = if changed.is_empty() {
             Default::default()
