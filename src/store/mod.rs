@@ -99,6 +99,15 @@ impl Store {
             None => None,
         };
         let txn = self.db.begin().await?;
+        if gate.is_some() {
+            // Take SQLite's write lock now, as `BEGIN IMMEDIATE` would (the
+            // ORM only issues a plain `BEGIN`): a transaction that read
+            // first and then wrote would fail at once with SQLITE_BUSY if
+            // another connection committed in between (a call dropped
+            // after sending its COMMIT, say); this waits its turn instead.
+            txn.execute_unprepared("DELETE FROM acl_versions WHERE 0")
+                .await?;
+        }
         Ok(WriteTx { txn, _gate: gate })
     }
 
