@@ -2,7 +2,7 @@
 //! for replicas sharing a PostgreSQL database (one SQLite process versions
 //! in memory alone).
 
-use super::{backend_of, row_list, statement};
+use super::{backend_of, row_list};
 use sea_orm::{ConnectionTrait, DbErr};
 use std::collections::HashMap;
 
@@ -15,18 +15,18 @@ pub async fn bump(db: &impl ConnectionTrait, organizations: &[&str]) -> Result<(
     if orgs.is_empty() {
         return Ok(());
     }
-    let backend = backend_of(db);
-    let list = row_list::rows(backend, &["o"], &orgs)?;
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
-    let sql = format!(
+    let bump = row_list::statement(
+        backend_of(db),
         "INSERT INTO acl_versions (organization_id, version) \
-         SELECT o, 1 FROM ({}) AS b WHERE true ORDER BY o \
+         SELECT o, 1 FROM ({rows}) AS b WHERE true ORDER BY o \
          ON CONFLICT (organization_id) DO UPDATE SET version = acl_versions.version + 1",
-        list.sql
-    );
-    db.execute(statement(backend, &sql, list.values))
-        .await
-        .map(drop)
+        &["o"],
+        &orgs,
+        vec![],
+        vec![],
+    )?;
+    db.execute(bump).await.map(drop)
 }
 
 /// The current versions of `organizations`; one never changed is absent

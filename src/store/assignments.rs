@@ -63,18 +63,18 @@ pub async fn insert(
     if grants.is_empty() {
         return Ok(());
     }
-    let backend = backend_of(db);
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
-    let list = row_list::rows(backend, &["o", "u", "r"], grants)?;
-    let sql = format!(
+    let insert = row_list::statement(
+        backend_of(db),
         "INSERT INTO user_roles (organization_id, user_id, role_id, create_time) \
-         SELECT o, u, r, ? FROM ({}) AS g WHERE true \
+         SELECT o, u, r, ? FROM ({rows}) AS g WHERE true \
          ON CONFLICT (organization_id, user_id, role_id) DO NOTHING",
-        list.sql
-    );
-    let mut values = vec![now.into()];
-    values.extend(list.values);
-    db.execute(statement(backend, &sql, values)).await.map(drop)
+        &["o", "u", "r"],
+        grants,
+        vec![now.into()],
+        vec![],
+    )?;
+    db.execute(insert).await.map(drop)
 }
 
 /// Removes each `(organization, user, role)` assignment of `revokes`.
@@ -85,15 +85,15 @@ pub async fn delete(
     if revokes.is_empty() {
         return Ok(());
     }
-    let backend = backend_of(db);
-    let list = row_list::rows(backend, &["o", "u", "r"], revokes)?;
-    let sql = format!(
-        "DELETE FROM user_roles WHERE (organization_id, user_id, role_id) IN ({})",
-        list.sql
-    );
-    db.execute(statement(backend, &sql, list.values))
-        .await
-        .map(drop)
+    let delete = row_list::statement(
+        backend_of(db),
+        "DELETE FROM user_roles WHERE (organization_id, user_id, role_id) IN ({rows})",
+        &["o", "u", "r"],
+        revokes,
+        vec![],
+        vec![],
+    )?;
+    db.execute(delete).await.map(drop)
 }
 
 /// The organization roles each of the `(organization, user)` pairs `users`
@@ -104,16 +104,18 @@ pub async fn roles_of_users(
     db: &impl ConnectionTrait,
     users: &[(&str, &str)],
 ) -> Result<HashMap<Key, Vec<Role>>, DbErr> {
-    let backend = backend_of(db);
-    let list = row_list::rows(backend, &["o", "u"], users)?;
-    let sql = format!(
-        "SELECT a.user_id AS holder_id, r.* FROM ({}) AS w \
+    let select = row_list::statement(
+        backend_of(db),
+        "SELECT a.user_id AS holder_id, r.* FROM ({rows}) AS w \
          JOIN user_roles a ON a.organization_id = w.o AND a.user_id = w.u \
          JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
          ORDER BY a.organization_id, a.user_id, r.role_id",
-        list.sql
-    );
-    let rows = db.query_all(statement(backend, &sql, list.values)).await?;
+        &["o", "u"],
+        users,
+        vec![],
+        vec![],
+    )?;
+    let rows = db.query_all(select).await?;
     let mut held: HashMap<Key, Vec<Role>> = HashMap::new();
     for row in rows {
         let holder: String = row.try_get("", "holder_id")?;

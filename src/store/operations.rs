@@ -59,7 +59,6 @@ pub async fn insert_all(
     db: &impl ConnectionTrait,
     ops: impl IntoIterator<Item = (NewOperation, Option<Finish<'_>>)>,
 ) -> Result<HashSet<String>, DbErr> {
-    let backend = backend_of(db);
     let rows: Vec<_> = ops
         .into_iter()
         .enumerate()
@@ -87,28 +86,25 @@ pub async fn insert_all(
     if rows.is_empty() {
         return Ok(HashSet::new());
     }
-    let list = row_list::rows(
-        backend,
-        &[
-            "k", "i", "o", "tg", "v", "p", "rq", "tr", "c", "s", "ri", "pi", "res", "ct", "st",
-            "et",
-        ],
-        &rows,
-    )?;
     // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
-    let sql = format!(
+    let insert = row_list::statement(
+        backend_of(db),
         "INSERT INTO operations (id, organization_id, target, verb, principal, request_id, \
            trace_id, command, state, done, cancel_requested, requested_items, processed_items, \
            result, create_time, start_time, end_time) \
          SELECT i, o, tg, v, p, rq, tr, c, s, s <> ?, ?, CAST(ri AS BIGINT), \
            CAST(pi AS BIGINT), res, CAST(ct AS BIGINT), CAST(st AS BIGINT), CAST(et AS BIGINT) \
-         FROM ({}) AS n WHERE true ORDER BY CAST(k AS BIGINT) \
+         FROM ({rows}) AS n WHERE true ORDER BY CAST(k AS BIGINT) \
          ON CONFLICT DO NOTHING RETURNING id",
-        list.sql
-    );
-    let mut values = vec![state::PENDING.into(), false.into()];
-    values.extend(list.values);
-    db.query_all(statement(backend, &sql, values))
+        &[
+            "k", "i", "o", "tg", "v", "p", "rq", "tr", "c", "s", "ri", "pi", "res", "ct", "st",
+            "et",
+        ],
+        &rows,
+        vec![state::PENDING.into(), false.into()],
+        vec![],
+    )?;
+    db.query_all(insert)
         .await?
         .iter()
         .map(|row| row.try_get("", "id"))
@@ -149,16 +145,16 @@ pub async fn busy_targets(
     db: &impl ConnectionTrait,
     targets: &[&str],
 ) -> Result<HashSet<String>, DbErr> {
-    let backend = backend_of(db);
     let rows: Vec<_> = targets.iter().map(|t| (t,)).collect();
-    let list = row_list::rows(backend, &["t"], &rows)?;
-    let sql = format!(
-        "SELECT DISTINCT target FROM operations WHERE target IN ({}) AND done = ?",
-        list.sql
-    );
-    let mut values = list.values;
-    values.push(false.into());
-    db.query_all(statement(backend, &sql, values))
+    let select = row_list::statement(
+        backend_of(db),
+        "SELECT DISTINCT target FROM operations WHERE target IN ({rows}) AND done = ?",
+        &["t"],
+        &rows,
+        vec![],
+        vec![false.into()],
+    )?;
+    db.query_all(select)
         .await?
         .iter()
         .map(|row| row.try_get("", "target"))
@@ -338,28 +334,24 @@ pub async fn finish_all(
     if finishes.is_empty() {
         return Ok(0);
     }
-    let backend = backend_of(db);
     let rows: Vec<_> = finishes
         .iter()
         .map(|f| (f.id, f.state, f.result, f.processed_items, f.end_time))
         .collect();
-    let list = row_list::rows(backend, &["i", "s", "res", "n", "t"], &rows)?;
-    let sql = format!(
+    let update = row_list::statement(
+        backend_of(db),
         "UPDATE operations SET state = f.s, done = ?, result = f.res, \
            processed_items = CAST(f.n AS BIGINT), end_time = CAST(f.t AS BIGINT), \
            lease_owner = NULL, lease_expires = NULL \
-         FROM ({}) AS f \
+         FROM ({rows}) AS f \
          WHERE operations.id = f.i AND operations.state = ? \
            AND operations.lease_owner = ? AND operations.cancel_requested = ?",
-        list.sql
-    );
-    let mut values = vec![true.into()];
-    values.extend(list.values);
-    values.extend([state::RUNNING.into(), worker.into(), false.into()]);
-    Ok(db
-        .execute(statement(backend, &sql, values))
-        .await?
-        .rows_affected())
+        &["i", "s", "res", "n", "t"],
+        &rows,
+        vec![true.into()],
+        vec![state::RUNNING.into(), worker.into(), false.into()],
+    )?;
+    Ok(db.execute(update).await?.rows_affected())
 }
 
 /// Ends a not-done operation as cancelled with `result`. With `only_pending`
@@ -505,11 +497,15 @@ pub async fn notify_all(
         return Ok(());
     }
     let rows: Vec<_> = payloads.iter().map(|p| (p,)).collect();
-    let list = row_list::rows(backend, &["p"], &rows)?;
-    let sql = format!("SELECT pg_notify(?, p) FROM ({}) AS n", list.sql);
-    let mut values = vec![channel.into()];
-    values.extend(list.values);
-    db.execute(statement(backend, &sql, values)).await.map(drop)
+    let notify = row_list::statement(
+        backend,
+        "SELECT pg_notify(?, p) FROM ({rows}) AS n",
+        &["p"],
+        &rows,
+        vec![channel.into()],
+        vec![],
+    )?;
+    db.execute(notify).await.map(drop)
 }
 
 /// Bounds how long the rest of the transaction waits for a row lock

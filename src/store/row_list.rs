@@ -10,7 +10,7 @@
 //! Either way every column is text (or NULL): a statement casts the
 //! numbers it reads.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, TryGetable, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TryGetable, Value};
 use serde::Serialize;
 
 /// A subquery and the parameters its `?` placeholders take, in order.
@@ -77,6 +77,28 @@ fn values_list<R: Serialize>(columns: &[&str], rows: &[R]) -> Result<Rows, DbErr
     })
 }
 
+/// `sql` with `{rows}` standing for the subquery of `rows` (with the column
+/// names `columns`); its parameters are `before`, those of the rows and
+/// `after`, in that order.
+pub(crate) fn statement<R: Serialize>(
+    backend: DbBackend,
+    sql: &str,
+    columns: &[&str],
+    rows: &[R],
+    before: Vec<Value>,
+    after: Vec<Value>,
+) -> Result<Statement, DbErr> {
+    let list = self::rows(backend, columns, rows)?;
+    let mut values = before;
+    values.extend(list.values);
+    values.extend(after);
+    Ok(super::statement(
+        backend,
+        &sql.replace("{rows}", &list.sql),
+        values,
+    ))
+}
+
 /// Runs `select`, with `{rows}` standing for the subquery of `rows` (with
 /// the column names `columns`), and collects the columns `first` and
 /// `second` of each row it returns.
@@ -93,10 +115,15 @@ where
     B: TryGetable,
     C: FromIterator<(A, B)>,
 {
-    let backend = db.get_database_backend();
-    let list = self::rows(backend, columns, rows)?;
-    let sql = select.replace("{rows}", &list.sql);
-    db.query_all(super::statement(backend, &sql, list.values))
+    let select = statement(
+        db.get_database_backend(),
+        select,
+        columns,
+        rows,
+        vec![],
+        vec![],
+    )?;
+    db.query_all(select)
         .await?
         .iter()
         .map(|row| Ok((row.try_get("", first)?, row.try_get("", second)?)))
