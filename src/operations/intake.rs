@@ -7,9 +7,13 @@
 //! finished, so a typical AssignUserRoles is accepted and done in one
 //! commit and its RPC returns the finished operation. Every operation is
 //! durable before its RPC returns; under load many share one commit
-//! instead of waiting for one each.
+//! instead of waiting for one each, and a batch waits briefly for the
+//! submissions likely to come ([`GroupCommit`]).
 
-use super::runner::{Batch, Ended, Runner};
+use super::{
+    group_commit::GroupCommit,
+    runner::{Batch, Ended, Runner},
+};
 use crate::{
     domain::commands::Command,
     error::{Error, Result},
@@ -21,7 +25,7 @@ use crate::{
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use std::{
     collections::{HashMap, HashSet},
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -129,6 +133,7 @@ async fn run(
     worker: String,
     mut receiver: mpsc::Receiver<Job>,
 ) {
+    let mut group = GroupCommit::default();
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -137,6 +142,17 @@ async fn run(
                 Err(_) => break,
             }
         }
+        if let Some((count, until)) = group.wait(batch.len()) {
+            let until = tokio::time::Instant::from_std(until);
+            while batch.len() < count.min(MAX_BATCH) {
+                match tokio::time::timeout_at(until, receiver.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
+                    _ => break,
+                }
+            }
+        }
+        let started = Instant::now();
+        let answered = batch.len();
         match accept_all(&store, runner.as_ref(), &worker, &batch).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
@@ -149,6 +165,7 @@ async fn run(
                 }
             }
         }
+        group.ended(answered, started.elapsed(), receiver.len());
     }
 }
 

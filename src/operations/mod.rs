@@ -10,6 +10,7 @@
 
 mod backlog;
 pub mod filter;
+mod group_commit;
 mod intake;
 mod runner;
 mod worker;
