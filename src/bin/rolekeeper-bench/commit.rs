@@ -6,10 +6,7 @@
 //! concurrency as the other phases. It is the ceiling for operations, each
 //! of which needs at least one durable commit.
 
-use crate::{
-    Result,
-    load::{Shape, Stats, closed_loop},
-};
+use crate::{Result, load::RequestFuture};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
     TransactionTrait,
@@ -23,27 +20,34 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool on the baseline database, plus the SQLite writer gate.
 #[derive(Debug, Clone)]
-struct Baseline {
+pub struct Baseline {
     db: DatabaseConnection,
     gate: Option<Arc<Mutex<()>>>,
 }
 
-/// Measures committed single-row transactions per second on `url` (an empty
-/// database of its own).
-pub async fn measure(url: &str, shape: Shape) -> Result<Stats> {
-    let baseline = Baseline::connect(url).await?;
-    baseline.create_table().await?;
-    let driver = baseline.clone();
-    let stats = closed_loop(shape, move |client, sequence| {
-        let baseline = driver.clone();
-        async move { baseline.commit_one(client, sequence).await }
-    })
-    .await;
-    let _ = baseline.db.close().await;
-    stats
-}
-
 impl Baseline {
+    /// Connects to `url` (an empty database of its own) and creates the
+    /// table.
+    pub async fn open(url: &str) -> Result<Self> {
+        let baseline = Self::connect(url).await?;
+        baseline.create_table().await?;
+        Ok(baseline)
+    }
+
+    /// The closed loop's request: one committed single-row transaction.
+    pub fn request(&self) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+        let baseline = self.clone();
+        move |client, sequence| {
+            let baseline = baseline.clone();
+            Box::pin(async move { baseline.commit_one(client, sequence).await })
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+
     /// Connects like the server does: same pool size, and on SQLite WAL,
     /// `synchronous = FULL`, a busy timeout and foreign keys.
     async fn connect(url: &str) -> Result<Self> {

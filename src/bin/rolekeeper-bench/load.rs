@@ -18,6 +18,9 @@ const MAX_SAMPLES_PER_CLIENT: usize = 1_000_000;
 /// A request still running this long after the window closed is abandoned.
 const STRAGGLER_GRACE: Duration = Duration::from_secs(90);
 
+/// The boxed future every request closure returns.
+pub type RequestFuture = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
 /// How hard and how long a phase drives.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -45,6 +48,44 @@ pub struct Stats {
     /// The first failure, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Throughput of each slice of the window, in the order they ran.
+    pub slice_rps: Vec<f64>,
+}
+
+/// What the measured windows of one phase collected so far.
+#[derive(Debug, Default)]
+pub struct Sample {
+    tally: Tally,
+    window: Duration,
+    slice_rps: Vec<f64>,
+}
+
+impl Sample {
+    /// Adds one more measured window.
+    pub fn extend(&mut self, slice: Sample) {
+        self.tally.merge(slice.tally);
+        self.window += slice.window;
+        self.slice_rps.extend(slice.slice_rps);
+    }
+
+    /// Throughput over all windows and percentiles of the kept samples.
+    pub fn stats(mut self) -> Stats {
+        self.tally.micros.sort_unstable();
+        let seconds = self.window.as_secs_f64();
+        Stats {
+            completed: self.tally.completed,
+            errors: self.tally.errors,
+            rps: if seconds > 0.0 {
+                self.tally.completed as f64 / seconds
+            } else {
+                0.0
+            },
+            p50_ms: percentile_ms(&self.tally.micros, 0.50),
+            p99_ms: percentile_ms(&self.tally.micros, 0.99),
+            first_error: self.tally.first_error,
+            slice_rps: self.slice_rps,
+        }
+    }
 }
 
 /// One client's tally.
@@ -84,9 +125,9 @@ impl Tally {
 }
 
 /// Runs `request(client, sequence)` in a closed loop on `shape.clients`
-/// tasks and returns the throughput and latencies of the measured window.
-/// Fails when nothing succeeded.
-pub async fn closed_loop<F, Fut>(shape: Shape, request: F) -> Result<Stats>
+/// tasks and returns what the measured window collected. Fails when
+/// nothing succeeded.
+pub async fn closed_loop<F, Fut>(shape: Shape, request: F) -> Result<Sample>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send + 'static,
@@ -113,15 +154,18 @@ where
     while let Some(joined) = tasks.join_next().await {
         total.merge(joined.map_err(|e| -> BoxError { format!("client task: {e}").into() })?);
     }
-    let stats = summarize(total, shape.duration);
-    if stats.completed == 0 {
+    if total.completed == 0 {
         return fail(format!(
             "no request succeeded ({} failed; first: {})",
-            stats.errors,
-            stats.first_error.as_deref().unwrap_or("none")
+            total.errors,
+            total.first_error.as_deref().unwrap_or("none")
         ));
     }
-    Ok(stats)
+    Ok(Sample {
+        slice_rps: vec![total.completed as f64 / shape.duration.as_secs_f64()],
+        tally: total,
+        window: shape.duration,
+    })
 }
 
 /// One client task: requests back to back until the window closes.
@@ -155,19 +199,6 @@ where
         }
     }
     tally
-}
-
-/// Throughput over the window and percentiles of the kept samples.
-fn summarize(mut total: Tally, window: Duration) -> Stats {
-    total.micros.sort_unstable();
-    Stats {
-        completed: total.completed,
-        errors: total.errors,
-        rps: total.completed as f64 / window.as_secs_f64(),
-        p50_ms: percentile_ms(&total.micros, 0.50),
-        p99_ms: percentile_ms(&total.micros, 0.99),
-        first_error: total.first_error,
-    }
 }
 
 /// The `q` quantile (nearest rank) of sorted microsecond samples, in ms.

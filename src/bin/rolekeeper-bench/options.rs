@@ -90,6 +90,13 @@ pub struct Options {
     /// throughput figures are those of the first round.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub rounds: usize,
+
+    /// Slices each phase's measured time is cut into. A ratio's phases take
+    /// turns slice by slice (health and the three reads; raw commits and
+    /// assign operations), so that both sides of a ratio see the same
+    /// stretch of a noisy machine (default 5; 3 with --quick).
+    #[arg(long, value_name = "N")]
+    pub slices: Option<usize>,
 }
 
 /// What to seed.
@@ -152,6 +159,8 @@ pub struct Settings {
     pub keep_temp: bool,
     /// Rounds of load phases.
     pub rounds: usize,
+    /// Slices of each phase's measured time.
+    pub slices: usize,
 }
 
 /// Largest accepted value of the size flags.
@@ -190,6 +199,8 @@ impl Options {
         check_range("--duration", duration as usize, 1, 3600)?;
         check_range("--warmup", self.warmup as usize, 0, 600)?;
         check_range("--rounds", self.rounds, 1, 100)?;
+        let slices = pick(self.slices, 5, 3);
+        check_range("--slices", slices, 1, duration as usize * 10)?;
         if let Some(workers) = self.workers {
             check_range("--workers", workers, 1, 256)?;
         }
@@ -204,6 +215,7 @@ impl Options {
             workers: self.workers,
             keep_temp: self.keep_temp,
             rounds: self.rounds,
+            slices,
         })
     }
 

@@ -1,12 +1,13 @@
-//! The measured phases, in order: idle memory, the health ceiling, the three
-//! reads, the raw commit baseline, completed AssignUserRoles operations, and
-//! one AddRoleMembers with the bulk users.
+//! The measured phases, in order: idle memory; the health ceiling and the
+//! three reads, taking turns; the raw commit baseline and completed
+//! AssignUserRoles operations, taking turns; and one AddRoleMembers with the
+//! bulk users.
 
 use crate::{
     Result,
     clients::{Clients, wait_done},
     commit,
-    load::{Shape, Stats, closed_loop, mix},
+    load::{RequestFuture, Sample, Shape, Stats, closed_loop, mix},
     options::{SeedPlan, Settings},
     process::{Memory, ServerProcess},
     seed,
@@ -16,11 +17,18 @@ use rolekeeper::pb::v1::{
     ListUserRolesRequest, RevokeUserRolesRequest, UserRef, user_ref,
 };
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 /// Quiet time after seeding before the idle memory is read.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
+
+/// Warm-up of every slice but a phase's first: the connections and caches
+/// are warm by then, this only lets the previous phase's load drain.
+const SLICE_WARMUP: Duration = Duration::from_millis(200);
 
 /// Everything the phases measured.
 #[derive(Debug, Clone, Serialize)]
@@ -131,36 +139,83 @@ async fn round(
         duration: settings.duration,
     };
     let plan = settings.seed;
-    let health = phase("Health/Check", closed_loop(shape, health(clients))).await?;
-    load_memory.sample(server)?;
-    let get_role = phase("GetRole", closed_loop(shape, get_role(clients, plan))).await?;
-    load_memory.sample(server)?;
-    let list_user_roles = phase(
-        "ListUserRoles",
-        closed_loop(shape, list_user_roles(clients, plan)),
-    )
-    .await?;
-    load_memory.sample(server)?;
-    let check_permission = phase(
-        "CheckPermission",
-        closed_loop(shape, check_permission(clients, plan)),
-    )
-    .await?;
-    load_memory.sample(server)?;
-    let raw_commit = match baseline_url {
-        Some(url) => Some(phase("raw commit", commit::measure(url, shape)).await?),
+    let reads: Vec<(&str, Request)> = vec![
+        ("Health/Check", Arc::new(health(clients))),
+        ("GetRole", Arc::new(get_role(clients, plan))),
+        ("ListUserRoles", Arc::new(list_user_roles(clients, plan))),
+        ("CheckPermission", Arc::new(check_permission(clients, plan))),
+    ];
+    let [health, get_role, list_user_roles, check_permission] =
+        interleaved(shape, settings.slices, reads, server, load_memory)
+            .await?
+            .try_into()
+            .map_err(|_| "four read phases")?;
+    let baseline = match baseline_url {
+        Some(url) => Some(commit::Baseline::open(url).await?),
         None => None,
     };
-    let assign_ops = phase("AssignUserRoles", closed_loop(shape, assign(clients, plan))).await?;
-    load_memory.sample(server)?;
+    let mut writes: Vec<(&str, Request)> = Vec::new();
+    if let Some(baseline) = &baseline {
+        writes.push(("raw commit", Arc::new(baseline.request())));
+    }
+    writes.push(("AssignUserRoles", Arc::new(assign(clients, plan))));
+    let mut writes = interleaved(shape, settings.slices, writes, server, load_memory).await?;
+    if let Some(baseline) = baseline {
+        baseline.close().await;
+    }
+    let assign_ops = writes.pop().ok_or("the assign phase")?;
     Ok(Round {
         health,
         get_role,
         list_user_roles,
         check_permission,
-        raw_commit,
+        raw_commit: writes.pop(),
         assign_ops,
     })
+}
+
+/// A request closure as [`interleaved`] takes it.
+type Request = Arc<dyn Fn(usize, u64) -> RequestFuture + Send + Sync>;
+
+/// Runs `phases` in turn, `slices` times over, each slice an equal share of
+/// `shape.duration`, so that a phase and its baseline are measured over the
+/// same stretch of a noisy machine. The first slice of each phase warms up
+/// for `shape.warmup`, later ones for [`SLICE_WARMUP`]. Returns each phase's
+/// figures over all its slices, in order.
+async fn interleaved(
+    shape: Shape,
+    slices: usize,
+    phases: Vec<(&str, Request)>,
+    server: &ServerProcess,
+    load_memory: &mut LoadMemory,
+) -> Result<Vec<Stats>> {
+    let mut samples: Vec<Sample> = phases.iter().map(|_| Sample::default()).collect();
+    let slice = shape.duration / u32::try_from(slices)?;
+    for n in 0..slices {
+        let warmup = if n == 0 {
+            shape.warmup
+        } else {
+            SLICE_WARMUP.min(shape.warmup)
+        };
+        let shape = Shape {
+            warmup,
+            duration: slice,
+            ..shape
+        };
+        for ((name, request), sample) in phases.iter().zip(&mut samples) {
+            let request = Arc::clone(request);
+            let measured = closed_loop(shape, move |client, sequence| request(client, sequence))
+                .await
+                .map_err(|e| format!("phase {name}: {e}"))?;
+            sample.extend(measured);
+            load_memory.sample(server)?;
+        }
+    }
+    let stats: Vec<Stats> = samples.into_iter().map(Sample::stats).collect();
+    for ((name, _), stats) in phases.iter().zip(&stats) {
+        log(name, stats);
+    }
+    Ok(stats)
 }
 
 /// The largest resident size seen right after a load phase.
@@ -177,9 +232,8 @@ impl LoadMemory {
     }
 }
 
-/// Runs a phase and logs its throughput.
-async fn phase(name: &str, work: impl Future<Output = Result<Stats>>) -> Result<Stats> {
-    let stats = work.await.map_err(|e| format!("phase {name}: {e}"))?;
+/// Logs a phase's figures.
+fn log(name: &str, stats: &Stats) {
     eprintln!(
         "rolekeeper-bench: {name}: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
         stats.rps, stats.p50_ms, stats.p99_ms, stats.errors
@@ -187,7 +241,6 @@ async fn phase(name: &str, work: impl Future<Output = Result<Stats>>) -> Result<
     if let Some(error) = &stats.first_error {
         eprintln!("rolekeeper-bench: {name}: first error: {error}");
     }
-    Ok(stats)
 }
 
 /// A random organization, and a random index below `n`, for one request.
@@ -197,9 +250,6 @@ fn pick(plan: &SeedPlan, client: usize, sequence: u64, salt: u64, n: usize) -> (
     let index = ((x >> 20) % n.max(1) as u64) as usize;
     (seed::org_id(org), index)
 }
-
-/// The boxed future every request closure returns.
-type RequestFuture = std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// `grpc.health.v1.Health/Check` for the whole server.
 fn health(clients: &Clients) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {

@@ -62,6 +62,11 @@ pub struct JsonReport {
     pub duration_seconds: u64,
     /// Warm-up seconds per phase.
     pub warmup_seconds: u64,
+    /// Slices each phase's measured time was cut into, taking turns with
+    /// its baseline's.
+    pub slices: usize,
+    /// Each ratio's lowest and highest value over the slices.
+    pub ratio_ranges: Value,
     /// Which targets were met.
     pub targets_met: Value,
     /// Absolute figures of every phase.
@@ -82,6 +87,7 @@ pub struct Report {
     channels: usize,
     warmup: Duration,
     duration: Duration,
+    slices: usize,
     plan: SeedPlan,
     seeded: Seeded,
     results: Results,
@@ -96,6 +102,7 @@ impl Report {
             channels: settings.channels,
             warmup: settings.warmup,
             duration: settings.duration,
+            slices: settings.slices,
             plan: settings.seed,
             seeded: seeded.clone(),
             results,
@@ -121,11 +128,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nrolekeeper-bench: {}, {} clients on {} channels, {} s per phase (+{} s warm-up)",
+            "\nrolekeeper-bench: {}, {} clients on {} channels, {} s per phase in {} slices \
+             taking turns with the baseline's (+{} s warm-up)",
             self.backend,
             self.clients,
             self.channels,
             self.duration.as_secs(),
+            self.slices,
             self.warmup.as_secs()
         );
         let _ = writeln!(
@@ -134,53 +143,25 @@ impl Report {
             self.plan.describe(),
             self.seeded.total_seconds
         );
-        out.push_str("| figure | per second | ratio | target | p50 ms | p99 ms | errors |\n");
-        out.push_str("|---|---:|---:|---|---:|---:|---:|\n");
-        row(
-            &mut out,
-            "Health/Check (gRPC ceiling)",
-            &r.health,
-            1.0,
-            None,
+        out.push_str(
+            "| figure | per second | ratio | slices | target | p50 ms | p99 ms | errors |\n",
         );
+        out.push_str("|---|---:|---:|---:|---|---:|---:|---:|\n");
+        let reads = [
+            ("GetRole", &r.get_role, TARGET_READ),
+            ("ListUserRoles", &r.list_user_roles, TARGET_READ),
+            ("CheckPermission", &r.check_permission, TARGET_CHECK),
+        ];
+        row(&mut out, "Health/Check (gRPC ceiling)", &r.health, None);
+        for (label, stats, target) in reads {
+            row(&mut out, label, stats, Some((&r.health, target)));
+        }
+        row(&mut out, "raw commit, 1 row/tx (DB ceiling)", &r.raw_commit, None);
         row(
             &mut out,
-            "GetRole",
-            &r.get_role,
-            self.ratio(&r.get_role),
-            Some(TARGET_READ),
-        );
-        let list = &r.list_user_roles;
-        row(
-            &mut out,
-            "ListUserRoles",
-            list,
-            self.ratio(list),
-            Some(TARGET_READ),
-        );
-        let check = &r.check_permission;
-        row(
-            &mut out,
-            "CheckPermission",
-            check,
-            self.ratio(check),
-            Some(TARGET_CHECK),
-        );
-        row(
-            &mut out,
-            "raw commit, 1 row/tx (DB ceiling)",
-            &r.raw_commit,
-            1.0,
-            None,
-        );
-        let assign = &r.assign_ops;
-        let label = "Assign/RevokeUserRoles submit → done";
-        row(
-            &mut out,
-            label,
-            assign,
-            self.assign_ratio(),
-            Some(TARGET_ASSIGN),
+            "Assign/RevokeUserRoles submit → done",
+            &r.assign_ops,
+            Some((&r.raw_commit, TARGET_ASSIGN)),
         );
         out.push('\n');
         self.bulk_and_memory_lines(&mut out);
@@ -252,6 +233,13 @@ impl Report {
             channels: self.channels,
             duration_seconds: self.duration.as_secs(),
             warmup_seconds: self.warmup.as_secs(),
+            slices: self.slices,
+            ratio_ranges: json!({
+                "get_role": slice_range(&r.get_role, &r.health),
+                "list_user_roles": slice_range(&r.list_user_roles, &r.health),
+                "check_permission": slice_range(&r.check_permission, &r.health),
+                "assign_ops_vs_commit": slice_range(&r.assign_ops, &r.raw_commit),
+            }),
             targets_met: self.targets_met(),
             phases: json!({
                 "health_check": r.health,
@@ -320,17 +308,39 @@ impl Report {
     }
 }
 
-/// One table row; `target` is the minimum ratio, if there is one.
-fn row(out: &mut String, label: &str, stats: &Stats, ratio: f64, target: Option<f64>) {
-    let target = match target {
-        Some(min) => format!(">= {min:.1}x {}", verdict(ratio >= min)),
-        None => "baseline".to_owned(),
+/// One table row: a baseline, or a figure with its baseline and the
+/// minimum ratio to it.
+fn row(out: &mut String, label: &str, stats: &Stats, against: Option<(&Stats, f64)>) {
+    let (ratio, range, target) = match against {
+        Some((baseline, min)) => {
+            let ratio = ratio(stats.rps, baseline.rps);
+            let [low, high] = slice_range(stats, baseline);
+            (
+                ratio,
+                format!("{low:.2}–{high:.2}"),
+                format!(">= {min:.1}x {}", verdict(ratio >= min)),
+            )
+        }
+        None => (1.0, String::new(), "baseline".to_owned()),
     };
     let _ = writeln!(
         out,
-        "| {label} | {:.0} | {ratio:.2}x | {target} | {:.2} | {:.2} | {} |",
+        "| {label} | {:.0} | {ratio:.2}x | {range} | {target} | {:.2} | {:.2} | {} |",
         stats.rps, stats.p50_ms, stats.p99_ms, stats.errors
     );
+}
+
+/// The lowest and highest ratio of `stats` to `baseline` over the slices
+/// they took turns in.
+fn slice_range(stats: &Stats, baseline: &Stats) -> [f64; 2] {
+    let ratios = stats
+        .slice_rps
+        .iter()
+        .zip(&baseline.slice_rps)
+        .map(|(&part, &whole)| round(ratio(part, whole)));
+    let low = ratios.clone().fold(f64::INFINITY, f64::min);
+    let high = ratios.fold(0.0, f64::max);
+    if low.is_finite() { [low, high] } else { [0.0, 0.0] }
 }
 
 fn verdict(met: bool) -> &'static str {
