@@ -2,19 +2,24 @@
 //! the test stops the database under a running server and checks that
 //! health turns NOT_SERVING and calls fail fast with UNAVAILABLE + RetryInfo,
 //! then starts it again and checks that service resumes without a restart.
+//! Both for a plain read and for a cached one, which first asks the
+//! database for its organization's version on a connection of its own.
 //! Needs the PostgreSQL 15 server binaries; without them it is skipped,
 //! unless `REQUIRE_POSTGRES=1`.
 
 use rolekeeper::{
     ServerSettings,
-    pb::v1::{self, organization_service_client::OrganizationServiceClient},
+    pb::v1::{
+        self, organization_service_client::OrganizationServiceClient,
+        role_service_client::RoleServiceClient,
+    },
 };
 use std::{
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
 };
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, Request, Status, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -129,15 +134,44 @@ async fn wait_for(channel: &Channel, wanted: ServingStatus) {
     panic!("health never became {wanted:?}");
 }
 
-fn get_org(token: &str) -> Request<v1::GetOrganizationRequest> {
-    let mut request = Request::new(v1::GetOrganizationRequest {
-        organization_id: "o".into(),
-    });
+fn authorized<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
     request.metadata_mut().insert(
         "authorization",
         format!("Bearer {token}").parse().expect("ascii"),
     );
     request
+}
+
+/// GetOrganization of `o`, and CheckPermission of a user it does not have
+/// (a cached read: NOT_FOUND once the database answers).
+async fn reads(channel: &Channel, token: &str) -> [Result<(), Status>; 2] {
+    let org = OrganizationServiceClient::new(channel.clone())
+        .get_organization(authorized(
+            token,
+            v1::GetOrganizationRequest {
+                organization_id: "o".into(),
+            },
+        ))
+        .await
+        .map(|org| assert_eq!(org.into_inner().organization_id, "o"));
+    let check = RoleServiceClient::new(channel.clone())
+        .check_permission(authorized(
+            token,
+            v1::CheckPermissionRequest {
+                organization_id: "o".into(),
+                user_id: "nobody".into(),
+                permission: "documents.read".into(),
+                workspace_id: String::new(),
+            },
+        ))
+        .await
+        .map(drop);
+    let check = match check {
+        Err(status) if status.code() == Code::NotFound => Ok(()),
+        other => other,
+    };
+    [org, check]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,47 +219,51 @@ async fn database_outage_flips_health_and_fails_fast() {
     );
     orgs.create_organization(create).await.expect("created");
 
+    for answer in reads(&channel, &token).await {
+        answer.expect("both reads answer while the database is up");
+    }
+
     cluster.pg_ctl_stop();
     wait_for(&channel, ServingStatus::NotServing).await;
-    let during = tokio::time::timeout(
-        Duration::from_secs(15),
-        orgs.get_organization(get_org(&token)),
-    )
-    .await
-    .expect("a call during the outage must not hang")
-    .expect_err("the database is down");
-    assert_eq!(during.code(), Code::Unavailable, "{during:?}");
-    let details = during.get_error_details();
-    assert!(
-        details.retry_info().is_some(),
-        "UNAVAILABLE carries RetryInfo"
-    );
-    assert_eq!(
-        details.error_info().map(|i| i.reason.as_str()),
-        Some("DATABASE_UNAVAILABLE")
-    );
+    let during = tokio::time::timeout(Duration::from_secs(15), reads(&channel, &token))
+        .await
+        .expect("a call during the outage must not hang");
+    for answer in during {
+        let status = answer.expect_err("the database is down");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        let details = status.get_error_details();
+        assert!(
+            details.retry_info().is_some(),
+            "UNAVAILABLE carries RetryInfo"
+        );
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("DATABASE_UNAVAILABLE")
+        );
+    }
 
     cluster.pg_ctl_start();
     wait_for(&channel, ServingStatus::Serving).await;
-    let mut recovered = None;
+    let mut recovered = false;
     for _ in 0..50 {
-        match orgs.get_organization(get_org(&token)).await {
-            Ok(org) => {
-                recovered = Some(org.into_inner());
+        match reads(&channel, &token).await {
+            [Ok(()), Ok(())] => {
+                recovered = true;
                 break;
             }
-            Err(status) if status.code() == Code::Unavailable => {
+            answers => {
+                for status in answers.into_iter().filter_map(Result::err) {
+                    assert_eq!(
+                        status.code(),
+                        Code::Unavailable,
+                        "unexpected error after recovery: {status:?}"
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(status) => panic!("unexpected error after recovery: {status:?}"),
         }
     }
-    assert_eq!(
-        recovered
-            .expect("service resumed without a restart")
-            .organization_id,
-        "o"
-    );
+    assert!(recovered, "service resumed without a restart");
     let _ = stop.send(());
     server.await.expect("server task").expect("clean shutdown");
 }

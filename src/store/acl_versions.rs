@@ -2,9 +2,12 @@
 //! for replicas sharing a PostgreSQL database (one SQLite process versions
 //! in memory alone).
 
-use super::{backend_of, row_list};
-use sea_orm::{ConnectionTrait, DbErr};
-use std::collections::HashMap;
+use super::{ACQUIRE_TIMEOUT, Store, backend_of, row_list};
+use sea_orm::{
+    ConnAcquireErr, ConnectionTrait, DbErr, RuntimeErr,
+    sqlx::{ConnectOptions, PgConnection},
+};
+use std::{collections::HashMap, future::Future};
 
 /// Bumps the versions of `organizations` in this transaction, in sorted
 /// order (one lock order for every replica).
@@ -44,4 +47,53 @@ pub async fn current(
         ("organization_id", "version"),
     )
     .await
+}
+
+/// A PostgreSQL connection of its own for the question [`current`] asks,
+/// which a replica asks before every cached read. Through the pool each
+/// answer would cost three round trips: sqlx pings a connection as it is
+/// acquired and again as it is released.
+#[derive(Debug)]
+pub struct VersionConnection(PgConnection);
+
+impl VersionConnection {
+    /// Opens one with the pool's connect options.
+    pub async fn open(store: &Store) -> Result<Self, DbErr> {
+        let options = store
+            .reader()
+            .get_postgres_connection_pool()
+            .connect_options();
+        let connection =
+            within_timeout(async { options.connect().await.map_err(conn_err) }).await?;
+        Ok(Self(connection))
+    }
+
+    /// The current versions of `organizations`, as [`current`].
+    pub async fn current(&mut self, organizations: &[&str]) -> Result<HashMap<String, i64>, DbErr> {
+        let query = sea_orm::sqlx::query_as::<_, (String, i64)>(
+            "SELECT organization_id, version FROM acl_versions \
+             WHERE organization_id = ANY($1)",
+        )
+        .bind(organizations);
+        let rows = within_timeout(async {
+            query
+                .fetch_all(&mut self.0)
+                .await
+                .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e)))
+        })
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+}
+
+fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(err))
+}
+
+/// `work`, or a timeout error after the pool's acquire timeout: a database
+/// that stopped answering must not hold every cached read forever.
+async fn within_timeout<T>(work: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+    tokio::time::timeout(ACQUIRE_TIMEOUT, work)
+        .await
+        .unwrap_or(Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
 }

@@ -24,7 +24,7 @@ use std::{ops::Deref, sync::Arc, time::Duration};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How long to wait for a pooled connection before answering `UNAVAILABLE`.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections in the pool for `url`: PostgreSQL serves reads in
 /// parallel backends; an SQLite connection is a thread of this process,

@@ -156,7 +156,12 @@ impl Report {
         for (label, stats, target) in reads {
             row(&mut out, label, stats, Some((&r.health, target)));
         }
-        row(&mut out, "raw commit, 1 row/tx (DB ceiling)", &r.raw_commit, None);
+        row(
+            &mut out,
+            "raw commit, 1 row/tx (DB ceiling)",
+            &r.raw_commit,
+            None,
+        );
         row(
             &mut out,
             "Assign/RevokeUserRoles submit → done",
@@ -340,7 +345,11 @@ fn slice_range(stats: &Stats, baseline: &Stats) -> [f64; 2] {
         .map(|(&part, &whole)| round(ratio(part, whole)));
     let low = ratios.clone().fold(f64::INFINITY, f64::min);
     let high = ratios.fold(0.0, f64::max);
-    if low.is_finite() { [low, high] } else { [0.0, 0.0] }
+    if low.is_finite() {
+        [low, high]
+    } else {
+        [0.0, 0.0]
+    }
 }
 
 fn verdict(met: bool) -> &'static str {
