@@ -53,6 +53,11 @@ impl Store {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_timeout(ACQUIRE_TIMEOUT)
             .max_connections(pool_size(url))
+            // sqlx pings a connection as it leaves the pool: worth a round
+            // trip to PostgreSQL, which may have dropped it; an SQLite
+            // connection is a thread of this process, and the ping only a
+            // hop to it and back.
+            .test_before_acquire(!url.starts_with("sqlite"))
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
