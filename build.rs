@@ -28,7 +28,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_type_names()
         .type_name_domain(["."], "type.googleapis.com");
     tonic_prost_build::configure()
+        .build_server(false)
         .extern_path(".google.rpc", "::tonic_types::pb")
-        .compile_fds_with_config(fds, config)?;
+        .compile_fds_with_config(fds.clone(), config)?;
+
+    // The servers again, on their own: with the messages above, except
+    // that they answer with `Role` and `UserRoles` already encoded (the
+    // server caches their encoding; clients still see the messages).
+    let servers = out_dir.join("servers");
+    fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .out_dir(servers)
+        .extern_path(".google.rpc", "::tonic_types::pb")
+        .extern_path(".google.longrunning", "crate::pb::longrunning")
+        .extern_path(".rolekeeper.v1", "crate::pb::v1")
+        .extern_path(".rolekeeper.v1.Role", ENCODED_ROLE)
+        .extern_path(".rolekeeper.v1.UserRoles", ENCODED_USER_ROLES)
+        .compile_fds(fds)?;
     Ok(())
 }
+
+/// The server's answer types for `Role` and `UserRoles`.
+const ENCODED_ROLE: &str = "crate::pb::encoded::Encoded<crate::pb::v1::Role>";
+const ENCODED_USER_ROLES: &str = "crate::pb::encoded::Encoded<crate::pb::v1::UserRoles>";

@@ -4,11 +4,21 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod encoded;
+
+/// The generated servers, of the package `$package`.
+macro_rules! include_servers {
+    ($package:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/servers/", $package, ".rs"));
+    };
+}
+
 /// `rolekeeper.*` packages.
 pub mod rolekeeper {
     /// `rolekeeper.v1`: resources, requests and the three services.
     pub mod v1 {
         tonic::include_proto!("rolekeeper.v1");
+        include_servers!("rolekeeper.v1");
     }
 }
 
@@ -17,6 +27,7 @@ pub mod google {
     /// `google.longrunning`: `Operation` and the `Operations` service.
     pub mod longrunning {
         tonic::include_proto!("google.longrunning");
+        include_servers!("google.longrunning");
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
     },
     error::{Error, Result},
     operations::Operation,
-    pb::{longrunning, rpc, v1},
+    pb::{encoded::Encoded, longrunning, rpc, v1},
 };
 use prost::Message;
 use prost_types::{Any, Timestamp};
@@ -123,6 +123,11 @@ pub fn role(r: &Role) -> v1::Role {
     }
 }
 
+/// Role to protobuf, encoded: once per shared value.
+pub fn encoded_role(r: &Role) -> Encoded<v1::Role> {
+    Encoded::memoized(&r.encoding, || role(r))
+}
+
 /// Role draft from protobuf.
 pub fn role_in(r: v1::Role) -> Result<RoleDraft> {
     Ok(RoleDraft {
@@ -187,6 +192,11 @@ pub fn user_roles(u: &UserRoles) -> v1::UserRoles {
         user_id: u.user_id.clone(),
         roles: u.roles.iter().map(role).collect(),
     }
+}
+
+/// User roles to protobuf, encoded: once per shared value.
+pub fn encoded_user_roles(u: &UserRoles) -> Encoded<v1::UserRoles> {
+    Encoded::memoized(&u.encoding, || user_roles(u))
 }
 
 fn role_members_change(c: RoleMembersChange) -> v1::RoleMembersChange {

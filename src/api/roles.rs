@@ -6,6 +6,7 @@ use crate::{
     domain::{commands::Command, paging::PageRequest, validate::non_empty},
     error::Error,
     pb::{
+        encoded::Encoded,
         longrunning::Operation,
         v1::{self, role_service_server as server},
     },
@@ -49,7 +50,7 @@ impl server::RoleService for Api {
     async fn create_role(
         &self,
         request: Request<v1::CreateRoleRequest>,
-    ) -> Result<Response<v1::Role>, Status> {
+    ) -> Result<Response<Encoded<v1::Role>>, Status> {
         let (ctx, m) = self.begin(request)?;
         ctx.respond(
             async {
@@ -63,7 +64,7 @@ impl server::RoleService for Api {
                     .service()
                     .create_role(&m.organization_id, draft)
                     .await?;
-                Ok(convert::role(&created))
+                Ok(convert::encoded_role(&created))
             }
             .await,
         )
@@ -72,7 +73,7 @@ impl server::RoleService for Api {
     async fn get_role(
         &self,
         request: Request<v1::GetRoleRequest>,
-    ) -> Result<Response<v1::Role>, Status> {
+    ) -> Result<Response<Encoded<v1::Role>>, Status> {
         let (ctx, m) = self.begin(request)?;
         ctx.respond(
             async {
@@ -82,7 +83,7 @@ impl server::RoleService for Api {
                     .service()
                     .get_role(&m.organization_id, &m.role_id)
                     .await?;
-                Ok(convert::role(&role))
+                Ok(convert::encoded_role(&role))
             }
             .await,
         )
@@ -119,7 +120,7 @@ impl server::RoleService for Api {
     async fn update_role(
         &self,
         request: Request<v1::UpdateRoleRequest>,
-    ) -> Result<Response<v1::Role>, Status> {
+    ) -> Result<Response<Encoded<v1::Role>>, Status> {
         let (ctx, m) = self.begin(request)?;
         ctx.respond(
             async {
@@ -132,7 +133,7 @@ impl server::RoleService for Api {
                 let draft = convert::role_in(role)?;
                 let paths = m.update_mask.map(|mask| mask.paths).unwrap_or_default();
                 let updated = self.queue.service().update_role(draft, &paths).await?;
-                Ok(convert::role(&updated))
+                Ok(convert::encoded_role(&updated))
             }
             .await,
         )
@@ -188,7 +189,7 @@ impl server::RoleService for Api {
     async fn list_user_roles(
         &self,
         request: Request<v1::ListUserRolesRequest>,
-    ) -> Result<Response<v1::UserRoles>, Status> {
+    ) -> Result<Response<Encoded<v1::UserRoles>>, Status> {
         let (ctx, m) = self.begin(request)?;
         ctx.respond(
             async {
@@ -198,7 +199,7 @@ impl server::RoleService for Api {
                     .service()
                     .list_user_roles(&m.organization_id, &m.user_id)
                     .await?;
-                Ok(convert::user_roles(&roles))
+                Ok(convert::encoded_user_roles(&roles))
             }
             .await,
         )

@@ -177,6 +177,7 @@ mod tests {
             revision: 1,
             create_time: 0,
             update_time: 0,
+            encoding: Default::default(),
         }
     }
 

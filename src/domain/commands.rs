@@ -8,7 +8,7 @@ use super::{
     Service,
     directory::require_user,
     memberships::require_membership,
-    model::{Membership, RoleMembersChange, RoleScope, UserRef, UserRoles},
+    model::{Membership, Memo, RoleMembersChange, RoleScope, UserRef, UserRoles},
     names::{self, types},
     roles::require_role,
     validate::{Checker, MAX_ROLE_IDS, MAX_USERS},
@@ -359,6 +359,7 @@ pub async fn load_user_roles(conn: &impl ConnectionTrait, o: &str, u: &str) -> R
         organization_id: o.to_owned(),
         user_id: u.to_owned(),
         roles: db::roles_of_user(conn, o, u).await?,
+        encoding: Memo::default(),
     })
 }
 

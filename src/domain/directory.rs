@@ -2,7 +2,7 @@
 
 use super::{
     Service,
-    model::{BaseRole, Organization, Page, Permission, Role, RoleScope, User, Workspace},
+    model::{BaseRole, Memo, Organization, Page, Permission, Role, RoleScope, User, Workspace},
     names::{self, types},
     now_micros,
     paging::PageRequest,
@@ -62,6 +62,7 @@ fn seeded_role(organization_id: &str, base: BaseRole, now: i64) -> Role {
         revision: 1,
         create_time: now,
         update_time: now,
+        encoding: Memo::default(),
     }
 }
 

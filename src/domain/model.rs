@@ -1,7 +1,9 @@
 //! The resources of the service as plain Rust values (no protobuf, no ORM).
 //! Times are microseconds since the Unix epoch.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::{fmt, sync::OnceLock};
 
 /// Microseconds since the Unix epoch.
 pub type Micros = i64;
@@ -109,6 +111,9 @@ pub struct Role {
     pub create_time: Micros,
     /// Last update time.
     pub update_time: Micros,
+    /// Its wire encoding, once made.
+    #[serde(skip)]
+    pub encoding: Memo,
 }
 
 impl Role {
@@ -187,6 +192,43 @@ pub struct UserRoles {
     pub user_id: String,
     /// Roles ordered by id.
     pub roles: Vec<Role>,
+    /// Its wire encoding, once made.
+    #[serde(skip)]
+    pub encoding: Memo,
+}
+
+/// Where a shared value keeps its wire encoding once the API layer has
+/// made it (cached values are shared, so it is made once per value). Not
+/// part of the value: every memo equals every other, a clone starts empty,
+/// and it is never serialized.
+#[derive(Default)]
+pub struct Memo(OnceLock<Bytes>);
+
+impl Memo {
+    /// The kept encoding, made by `make` the first time.
+    pub fn get_or_init(&self, make: impl FnOnce() -> Bytes) -> Bytes {
+        self.0.get_or_init(make).clone()
+    }
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}
+
+impl fmt::Debug for Memo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Memo")
+    }
 }
 
 /// Names a user by one of its identifiers.

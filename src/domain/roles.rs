@@ -4,7 +4,7 @@
 use super::{
     Service,
     directory::require_organization,
-    model::{Page, Permission, Role, RoleScope},
+    model::{Memo, Page, Permission, Role, RoleScope},
     names::{self, types},
     now_micros,
     paging::PageRequest,
@@ -162,6 +162,7 @@ impl Service {
             revision: 1,
             create_time: now,
             update_time: now,
+            encoding: Memo::default(),
         };
         let tx = self.store().write().await?;
         require_organization(&*tx, o).await?;

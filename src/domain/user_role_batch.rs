@@ -7,7 +7,7 @@
 use super::{
     Service,
     commands::{Command, Outcome},
-    model::{RoleScope, UserRoles},
+    model::{Memo, RoleScope, UserRoles},
 };
 use crate::{
     error::Result,
@@ -137,6 +137,7 @@ impl Service {
                         organization_id: change.organization_id.to_owned(),
                         user_id: change.user_id.to_owned(),
                         roles: held.remove(&key(change.user())).unwrap_or_default(),
+                        encoding: Memo::default(),
                     })
                 })
             })

@@ -2,7 +2,7 @@
 
 use super::entities::{membership, membership_role, role, user_role};
 use super::page_after;
-use crate::domain::model::{Role, RoleScope};
+use crate::domain::model::{Memo, Role, RoleScope};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -59,6 +59,7 @@ pub(super) fn to_role(r: role::Model) -> Result<Role, DbErr> {
         revision: r.revision,
         create_time: r.create_time,
         update_time: r.update_time,
+        encoding: Memo::default(),
     })
 }
 
