@@ -50,6 +50,19 @@ impl PermissionSet {
         Self { by_name }
     }
 
+    /// About how many bytes it holds.
+    pub fn approximate_size(&self) -> usize {
+        let slot = size_of::<(String, Holders)>() * 8 / 7;
+        self.by_name
+            .iter()
+            .map(|(name, h)| {
+                let ids = h.granting.iter().chain(&h.denying);
+                slot + name.len() + ids.map(|id| size_of::<String>() + id.len()).sum::<usize>()
+            })
+            .sum::<usize>()
+            + size_of::<Self>()
+    }
+
     /// Decides `permission`: allowed iff some role grants it and none
     /// denies it. The deciding roles are the denying ones if any, else the
     /// granting ones.

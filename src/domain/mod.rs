@@ -103,8 +103,9 @@ impl Service {
         };
         let value = Arc::new(load().await?);
         if let Some(version) = version {
+            let size = value.size();
             self.cache
-                .insert(key, version, shared, T::wrap(value.clone()));
+                .insert(key, version, shared, size, T::wrap(value.clone()));
         }
         Ok(value)
     }

@@ -121,6 +121,24 @@ impl Role {
     pub fn etag(&self) -> String {
         format!("\"{}-{}\"", self.revision, self.update_time)
     }
+
+    /// About how many bytes it holds, with its encoding once made (about
+    /// its text again).
+    pub fn approximate_size(&self) -> usize {
+        let texts = [
+            &self.organization_id,
+            &self.role_id,
+            &self.name,
+            &self.description,
+        ];
+        let text = texts.iter().map(|t| t.len()).sum::<usize>()
+            + self
+                .permissions
+                .iter()
+                .map(|p| p.name.len() + p.description.len())
+                .sum::<usize>();
+        size_of::<Self>() + self.permissions.len() * size_of::<Permission>() + 2 * text
+    }
 }
 
 /// The base role of a workspace membership.
@@ -195,6 +213,15 @@ pub struct UserRoles {
     /// Its wire encoding, once made.
     #[serde(skip)]
     pub encoding: Memo,
+}
+
+impl UserRoles {
+    /// About how many bytes it holds, with its encoding once made.
+    pub fn approximate_size(&self) -> usize {
+        size_of::<Self>()
+            + 2 * (self.organization_id.len() + self.user_id.len())
+            + self.roles.iter().map(Role::approximate_size).sum::<usize>()
+    }
 }
 
 /// Where a shared value keeps its wire encoding once the API layer has

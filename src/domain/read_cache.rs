@@ -7,8 +7,11 @@
 //!   before its transaction begins until after it commits; while any guard
 //!   of an organization is held, its checks bypass the cache;
 //! - each guard bumps the organization's version when taken and when
-//!   dropped, so entries loaded before or during the write are never used
-//!   after it.
+//!   dropped, which drops the organization's entries and keeps any loaded
+//!   before or during the write from being stored after it.
+//!
+//! Entries are kept per organization, and in all at most about
+//! [`BUDGET_BYTES`] of them: past it, whole organizations' entries go.
 //!
 //! Replicas sharing a PostgreSQL database also commit changes this process
 //! cannot see. There every such write transaction also bumps the
@@ -26,9 +29,13 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-/// Entries kept at most; past this, outdated entries are dropped (and, if
-/// that is not enough, all of them).
-const MAX_ENTRIES: usize = 50_000;
+/// The approximate size of all entries, past which organizations' entries
+/// are dropped.
+pub const BUDGET_BYTES: usize = 256 << 20;
+
+/// What an entry costs beyond its value: the key, the map's slot, the
+/// version.
+const ENTRY_OVERHEAD: usize = 160;
 
 /// What is cached; the first field is always the organization.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,27 +73,39 @@ pub enum Value {
 struct OrgState {
     version: u64,
     writers: u32,
+    /// Entries loaded under `version`, with the shared (database) version
+    /// each was loaded under and its approximate size.
+    entries: HashMap<Key, (i64, usize, Value)>,
+    /// The sizes of `entries`, summed.
+    bytes: usize,
+}
+
+impl OrgState {
+    /// A write began or ended: what was loaded before is outdated.
+    fn bump(&mut self) -> usize {
+        self.version += 1;
+        self.entries = HashMap::new();
+        std::mem::take(&mut self.bytes)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     orgs: HashMap<String, OrgState>,
-    /// The local version and the shared (database) version each entry
-    /// was loaded under.
-    entries: HashMap<Key, (u64, i64, Value)>,
+    /// The sizes of all entries, summed.
+    bytes: usize,
 }
 
 impl Inner {
-    /// Makes room: drops the entries a write has outdated, and everything
-    /// if that frees less than a tenth.
-    fn prune(&mut self) {
-        let orgs = &self.orgs;
-        self.entries.retain(|key, (version, _, _)| {
-            orgs.get(key.organization())
-                .is_none_or(|org| org.version == *version)
-        });
-        if self.entries.len() >= MAX_ENTRIES - MAX_ENTRIES / 10 {
-            self.entries.clear();
+    /// Drops whole organizations' entries until `more` bytes fit the budget.
+    fn make_room(&mut self, more: usize) {
+        let Self { orgs, bytes } = self;
+        for org in orgs.values_mut() {
+            if *bytes + more <= BUDGET_BYTES {
+                break;
+            }
+            *bytes -= std::mem::take(&mut org.bytes);
+            org.entries = HashMap::new();
         }
     }
 }
@@ -97,6 +116,8 @@ pub trait Cached: Sized {
     fn wrap(value: Arc<Self>) -> Value;
     /// Unwraps it, if `value` holds this type.
     fn unwrap(value: Value) -> Option<Arc<Self>>;
+    /// About how many bytes it holds, with its encoding once made.
+    fn size(&self) -> usize;
 }
 
 macro_rules! cached_as {
@@ -110,6 +131,9 @@ macro_rules! cached_as {
                     Value::$variant(inner) => Some(inner),
                     _ => None,
                 }
+            }
+            fn size(&self) -> usize {
+                self.approximate_size()
             }
         }
     };
@@ -143,8 +167,9 @@ impl ReadCache {
     pub fn writing(self: &Arc<Self>, organization_id: &str) -> WriteGuard {
         let mut inner = self.lock();
         let org = inner.orgs.entry(organization_id.to_owned()).or_default();
-        org.version += 1;
         org.writers += 1;
+        let freed = org.bump();
+        inner.bytes -= freed;
         drop(inner);
         WriteGuard {
             cache: self.clone(),
@@ -156,34 +181,39 @@ impl ReadCache {
     /// version.
     pub fn lookup(&self, key: &Key, shared: i64) -> Lookup {
         let inner = self.lock();
-        let (version, writers) = inner
-            .orgs
-            .get(key.organization())
-            .map_or((0, 0), |o| (o.version, o.writers));
-        if writers > 0 {
+        let Some(org) = inner.orgs.get(key.organization()) else {
+            return Lookup::Miss(Some(0));
+        };
+        if org.writers > 0 {
             return Lookup::Miss(None);
         }
-        match inner.entries.get(key) {
-            Some((v, s, value)) if *v == version && *s == shared => Lookup::Hit(value.clone()),
-            _ => Lookup::Miss(Some(version)),
+        match org.entries.get(key) {
+            Some((s, _, value)) if *s == shared => Lookup::Hit(value.clone()),
+            _ => Lookup::Miss(Some(org.version)),
         }
     }
 
-    /// Stores `value`, loaded under the shared version `shared`, for `key`
-    /// if nothing was written here since `version`.
-    pub fn insert(&self, key: Key, version: u64, shared: i64, value: Value) {
+    /// Stores `value` of about `size` bytes, loaded under the shared
+    /// version `shared`, for `key` if nothing was written here since
+    /// `version`.
+    pub fn insert(&self, key: Key, version: u64, shared: i64, size: usize, value: Value) {
+        let size = size + ENTRY_OVERHEAD;
         let mut inner = self.lock();
         let current = inner
             .orgs
             .get(key.organization())
             .map_or((0, 0), |o| (o.version, o.writers));
-        if current != (version, 0) {
+        if current != (version, 0) || size > BUDGET_BYTES {
             return;
         }
-        if inner.entries.len() >= MAX_ENTRIES {
-            inner.prune();
-        }
-        inner.entries.insert(key, (version, shared, value));
+        inner.make_room(size);
+        let org = inner.orgs.entry(key.organization().to_owned()).or_default();
+        let replaced = org
+            .entries
+            .insert(key, (shared, size, value))
+            .map_or(0, |(_, old, _)| old);
+        org.bytes = org.bytes + size - replaced;
+        inner.bytes = inner.bytes + size - replaced;
     }
 }
 
@@ -205,8 +235,9 @@ impl Drop for WriteGuard {
     fn drop(&mut self) {
         let mut inner = self.cache.lock();
         if let Some(org) = inner.orgs.get_mut(&self.organization_id) {
-            org.version += 1;
             org.writers = org.writers.saturating_sub(1);
+            let freed = org.bump();
+            inner.bytes -= freed;
         }
     }
 }
@@ -223,14 +254,26 @@ mod tests {
         Value::Permissions(Arc::default())
     }
 
+    fn role(org: &str) -> Key {
+        Key::Role(org.into(), "r".into())
+    }
+
+    fn hit(cache: &ReadCache, key: &Key) -> bool {
+        matches!(cache.lookup(key, 0), Lookup::Hit(_))
+    }
+
+    fn bytes(cache: &ReadCache) -> usize {
+        cache.lock().bytes
+    }
+
     #[test]
     fn entries_die_with_every_write() {
         let cache = Arc::new(ReadCache::default());
         let Lookup::Miss(Some(v)) = cache.lookup(&key(), 0) else {
             panic!("empty cache misses")
         };
-        cache.insert(key(), v, 0, value());
-        assert!(matches!(cache.lookup(&key(), 0), Lookup::Hit(_)));
+        cache.insert(key(), v, 0, 10, value());
+        assert!(hit(&cache, &key()));
         let guard = cache.writing("o");
         assert!(
             matches!(cache.lookup(&key(), 0), Lookup::Miss(None)),
@@ -247,29 +290,41 @@ mod tests {
             panic!("empty cache misses")
         };
         drop(cache.writing("o"));
-        cache.insert(key(), v, 0, value());
+        cache.insert(key(), v, 0, 10, value());
         assert!(matches!(cache.lookup(&key(), 0), Lookup::Miss(Some(_))));
     }
 
     #[test]
-    fn a_full_cache_drops_outdated_entries_first() {
+    fn a_write_frees_its_organizations_entries_at_once() {
         let cache = Arc::new(ReadCache::default());
-        let role = |org: &str, i: usize| Key::Role(org.into(), i.to_string());
-        for i in 0..MAX_ENTRIES / 2 {
-            cache.insert(role("old", i), 0, 0, value());
-        }
-        drop(cache.writing("old"));
-        for i in 0..MAX_ENTRIES / 2 + 1 {
-            cache.insert(role("o", i), 0, 0, value());
-        }
-        assert!(matches!(cache.lookup(&role("o", 0), 0), Lookup::Hit(_)));
-        assert_eq!(cache.lock().entries.len(), MAX_ENTRIES / 2 + 1);
+        cache.insert(role("a"), 0, 0, 1000, value());
+        cache.insert(role("b"), 0, 0, 1000, value());
+        cache.insert(role("b"), 0, 0, 1000, value());
+        assert_eq!(bytes(&cache), 2 * (1000 + ENTRY_OVERHEAD));
+        drop(cache.writing("a"));
+        assert_eq!(bytes(&cache), 1000 + ENTRY_OVERHEAD);
+        assert!(!hit(&cache, &role("a")));
+        assert!(hit(&cache, &role("b")));
+    }
+
+    #[test]
+    fn past_the_budget_whole_organizations_go() {
+        let cache = Arc::new(ReadCache::default());
+        let half = BUDGET_BYTES / 2;
+        cache.insert(role("a"), 0, 0, half, value());
+        cache.insert(role("b"), 0, 0, half, value());
+        assert!(bytes(&cache) <= BUDGET_BYTES);
+        assert!(!hit(&cache, &role("a")));
+        assert!(hit(&cache, &role("b")), "the newest entry stays");
+        cache.insert(role("c"), 0, 0, BUDGET_BYTES, value());
+        assert!(!hit(&cache, &role("c")), "too large to keep at all");
+        assert!(hit(&cache, &role("b")));
     }
 
     #[test]
     fn an_entry_of_another_shared_version_misses() {
         let cache = Arc::new(ReadCache::default());
-        cache.insert(key(), 0, 7, value());
+        cache.insert(key(), 0, 7, 10, value());
         assert!(matches!(cache.lookup(&key(), 7), Lookup::Hit(_)));
         assert!(matches!(cache.lookup(&key(), 8), Lookup::Miss(Some(0))));
     }

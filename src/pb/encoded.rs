@@ -47,7 +47,7 @@ impl<M> fmt::Debug for Encoded<M> {
 
 /// The server only encodes these; decoding one (which nothing does) keeps
 /// no fields.
-impl<M: Send + Sync> Message for Encoded<M> {
+impl<M> Message for Encoded<M> {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         buf.put_slice(&self.bytes);
     }
