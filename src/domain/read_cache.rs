@@ -69,24 +69,18 @@ pub enum Value {
     UserRoles(Arc<UserRoles>),
 }
 
+/// One organization's entries, with the shared (database) version each was
+/// loaded under and its approximate size.
+type Entries = HashMap<Key, (i64, usize, Value)>;
+
 #[derive(Debug, Default)]
 struct OrgState {
     version: u64,
     writers: u32,
-    /// Entries loaded under `version`, with the shared (database) version
-    /// each was loaded under and its approximate size.
-    entries: HashMap<Key, (i64, usize, Value)>,
+    /// Entries loaded under `version`.
+    entries: Entries,
     /// The sizes of `entries`, summed.
     bytes: usize,
-}
-
-impl OrgState {
-    /// A write began or ended: what was loaded before is outdated.
-    fn bump(&mut self) -> usize {
-        self.version += 1;
-        self.entries = HashMap::new();
-        std::mem::take(&mut self.bytes)
-    }
 }
 
 #[derive(Debug, Default)]
@@ -97,16 +91,32 @@ struct Inner {
 }
 
 impl Inner {
-    /// Drops whole organizations' entries until `more` bytes fit the budget.
-    fn make_room(&mut self, more: usize) {
+    /// A write to `organization_id` began or ended: bumps its version and
+    /// takes out its entries, now outdated. Whatever is taken out is
+    /// dropped after the lock is released: freeing thousands of values
+    /// would hold up every read.
+    fn outdate(&mut self, organization_id: &str) -> Entries {
+        let Some(org) = self.orgs.get_mut(organization_id) else {
+            return Entries::new();
+        };
+        org.version += 1;
+        self.bytes -= std::mem::take(&mut org.bytes);
+        std::mem::take(&mut org.entries)
+    }
+
+    /// Takes out whole organizations' entries until `more` bytes fit the
+    /// budget.
+    fn make_room(&mut self, more: usize) -> Vec<Entries> {
         let Self { orgs, bytes } = self;
+        let mut evicted = Vec::new();
         for org in orgs.values_mut() {
             if *bytes + more <= BUDGET_BYTES {
                 break;
             }
             *bytes -= std::mem::take(&mut org.bytes);
-            org.entries = HashMap::new();
+            evicted.push(std::mem::take(&mut org.entries));
         }
+        evicted
     }
 }
 
@@ -166,11 +176,14 @@ impl ReadCache {
     /// Marks a write to `organization_id` in progress until the guard drops.
     pub fn writing(self: &Arc<Self>, organization_id: &str) -> WriteGuard {
         let mut inner = self.lock();
-        let org = inner.orgs.entry(organization_id.to_owned()).or_default();
-        org.writers += 1;
-        let freed = org.bump();
-        inner.bytes -= freed;
+        inner
+            .orgs
+            .entry(organization_id.to_owned())
+            .or_default()
+            .writers += 1;
+        let outdated = inner.outdate(organization_id);
         drop(inner);
+        drop(outdated);
         WriteGuard {
             cache: self.clone(),
             organization_id: organization_id.to_owned(),
@@ -206,7 +219,7 @@ impl ReadCache {
         if current != (version, 0) || size > BUDGET_BYTES {
             return;
         }
-        inner.make_room(size);
+        let evicted = inner.make_room(size);
         let org = inner.orgs.entry(key.organization().to_owned()).or_default();
         let replaced = org
             .entries
@@ -214,6 +227,8 @@ impl ReadCache {
             .map_or(0, |(_, old, _)| old);
         org.bytes = org.bytes + size - replaced;
         inner.bytes = inner.bytes + size - replaced;
+        drop(inner);
+        drop(evicted);
     }
 }
 
@@ -236,9 +251,10 @@ impl Drop for WriteGuard {
         let mut inner = self.cache.lock();
         if let Some(org) = inner.orgs.get_mut(&self.organization_id) {
             org.writers = org.writers.saturating_sub(1);
-            let freed = org.bump();
-            inner.bytes -= freed;
         }
+        let outdated = inner.outdate(&self.organization_id);
+        drop(inner);
+        drop(outdated);
     }
 }
 
