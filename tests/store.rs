@@ -1,12 +1,17 @@
 //! Statements that take many rows as parameters: a short list goes as
 //! `VALUES`, a long one as one JSON array. Both must give the same answers
-//! on both databases.
+//! on both databases, and on PostgreSQL the same as a version connection
+//! (which asks with an array parameter, outside the pool).
 
 #[macro_use]
 mod common;
 
 use common::*;
-use rolekeeper::store::{Store, acl_versions};
+use rolekeeper::store::{
+    Store,
+    acl_versions::{self, VersionConnection},
+};
+use sea_orm::DbBackend;
 
 backend_tests!(short_and_long_row_lists_give_the_same_answers);
 
@@ -22,10 +27,17 @@ async fn short_and_long_row_lists_give_the_same_answers(server: TestServer) {
         acl_versions::bump(&*tx, bumped).await.expect("bump");
         tx.commit().await.expect("commit");
     }
+    let mut own = match store.backend() {
+        DbBackend::Postgres => Some(VersionConnection::open(&store).await.expect("open")),
+        _ => None,
+    };
     for asked in [few, many] {
         let versions = acl_versions::current(store.reader(), asked)
             .await
             .expect("versions");
+        if let Some(own) = &mut own {
+            assert_eq!(own.current(asked).await.expect("versions"), versions);
+        }
         assert_eq!(versions.len(), asked.len());
         for (i, name) in asked.iter().enumerate() {
             let expected = if i < few.len() { 2 } else { 1 };
