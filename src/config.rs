@@ -149,6 +149,12 @@ pub struct ServeArgs {
     )]
     pub max_pending_operations: u64,
 
+    /// Memory for cached reads (roles, users' roles, compiled permissions),
+    /// in MiB by estimated size; past it whole organizations' entries are
+    /// dropped. 0 turns the cache off.
+    #[arg(long, env = "ROLEKEEPER_READ_CACHE_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    pub read_cache_mib: u64,
+
     /// PEM certificate chain: serve TLS (needs `--tls-key`).
     #[arg(long, env = "ROLEKEEPER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

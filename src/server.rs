@@ -57,6 +57,8 @@ pub struct ServerSettings {
     pub max_in_flight: usize,
     /// Operations not yet done; more submissions are refused with `UNAVAILABLE`.
     pub max_pending_operations: u64,
+    /// Bytes of cached reads, by estimated size (0: no cache).
+    pub read_cache_bytes: usize,
     /// Serve TLS (and require client certificates) when set.
     pub tls: Option<TlsSettings>,
 }
@@ -107,6 +109,7 @@ impl ServerSettings {
             rate_burst: 100.0,
             max_in_flight: 1024,
             max_pending_operations: 100_000,
+            read_cache_bytes: 256 << 20,
             tls: None,
         }
     }
@@ -139,7 +142,7 @@ pub async fn run(
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
     let queue = Queue::new(
-        Service::new(store.clone()),
+        Service::new(store.clone(), settings.read_cache_bytes),
         settings.operation_lease,
         settings.max_pending_operations,
         settings.workers > 0,

@@ -155,8 +155,13 @@ fn serve_help_documents_every_setting() {
 fn bad_settings_are_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (&["serve", "--workers", "many"], &[], "--workers"),
+        (
+            &["serve"],
+            &[("ROLEKEEPER_READ_CACHE_MIB", "-1")],
+            "--read-cache-mib",
+        ),
         (
             &["serve"],
             &[("ROLEKEEPER_OPERATION_RETENTION", "1w")],

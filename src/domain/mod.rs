@@ -38,12 +38,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service over `store`.
-    pub fn new(store: Store) -> Self {
+    /// A service over `store`, caching reads within about `cache_bytes`.
+    pub fn new(store: Store, cache_bytes: usize) -> Self {
         let fence = (!store.single_process()).then(|| Fence::new(store.clone()));
         Self {
             store,
-            cache: Arc::default(),
+            cache: Arc::new(ReadCache::new(cache_bytes)),
             fence,
         }
     }

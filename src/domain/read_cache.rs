@@ -10,8 +10,8 @@
 //!   dropped, which drops the organization's entries and keeps any loaded
 //!   before or during the write from being stored after it.
 //!
-//! Entries are kept per organization, and in all at most about
-//! [`BUDGET_BYTES`] of them: past it, whole organizations' entries go.
+//! Entries are kept per organization, within a budget of estimated bytes:
+//! past it, whole organizations' entries go.
 //!
 //! Replicas sharing a PostgreSQL database also commit changes this process
 //! cannot see. There every such write transaction also bumps the
@@ -28,10 +28,6 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
 };
-
-/// The approximate size of all entries, past which organizations' entries
-/// are dropped.
-pub const BUDGET_BYTES: usize = 256 << 20;
 
 /// What an entry costs beyond its value: the key, the map's slot, the
 /// version.
@@ -83,11 +79,13 @@ struct OrgState {
     bytes: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     orgs: HashMap<String, OrgState>,
     /// The sizes of all entries, summed.
     bytes: usize,
+    /// What they may sum to.
+    budget: usize,
 }
 
 impl Inner {
@@ -107,10 +105,14 @@ impl Inner {
     /// Takes out whole organizations' entries until `more` bytes fit the
     /// budget.
     fn make_room(&mut self, more: usize) -> Vec<Entries> {
-        let Self { orgs, bytes } = self;
+        let Self {
+            orgs,
+            bytes,
+            budget,
+        } = self;
         let mut evicted = Vec::new();
         for org in orgs.values_mut() {
-            if *bytes + more <= BUDGET_BYTES {
+            if *bytes + more <= *budget {
                 break;
             }
             *bytes -= std::mem::take(&mut org.bytes);
@@ -163,12 +165,23 @@ pub enum Lookup {
 }
 
 /// The cache; see the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadCache {
     inner: Mutex<Inner>,
 }
 
 impl ReadCache {
+    /// A cache of at most about `budget` bytes of entries.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                orgs: HashMap::new(),
+                bytes: 0,
+                budget,
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -216,7 +229,7 @@ impl ReadCache {
             .orgs
             .get(key.organization())
             .map_or((0, 0), |o| (o.version, o.writers));
-        if current != (version, 0) || size > BUDGET_BYTES {
+        if current != (version, 0) || size > inner.budget {
             return;
         }
         let evicted = inner.make_room(size);
@@ -262,6 +275,8 @@ impl Drop for WriteGuard {
 mod tests {
     use super::*;
 
+    const BUDGET: usize = 1 << 20;
+
     fn key() -> Key {
         Key::Applicable("o".into(), "u".into(), None)
     }
@@ -284,7 +299,7 @@ mod tests {
 
     #[test]
     fn entries_die_with_every_write() {
-        let cache = Arc::new(ReadCache::default());
+        let cache = Arc::new(ReadCache::new(BUDGET));
         let Lookup::Miss(Some(v)) = cache.lookup(&key(), 0) else {
             panic!("empty cache misses")
         };
@@ -301,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_load_that_overlaps_a_write_is_not_cached() {
-        let cache = Arc::new(ReadCache::default());
+        let cache = Arc::new(ReadCache::new(BUDGET));
         let Lookup::Miss(Some(v)) = cache.lookup(&key(), 0) else {
             panic!("empty cache misses")
         };
@@ -312,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_write_frees_its_organizations_entries_at_once() {
-        let cache = Arc::new(ReadCache::default());
+        let cache = Arc::new(ReadCache::new(BUDGET));
         cache.insert(role("a"), 0, 0, 1000, value());
         cache.insert(role("b"), 0, 0, 1000, value());
         cache.insert(role("b"), 0, 0, 1000, value());
@@ -325,21 +340,28 @@ mod tests {
 
     #[test]
     fn past_the_budget_whole_organizations_go() {
-        let cache = Arc::new(ReadCache::default());
-        let half = BUDGET_BYTES / 2;
+        let cache = Arc::new(ReadCache::new(BUDGET));
+        let half = BUDGET / 2;
         cache.insert(role("a"), 0, 0, half, value());
         cache.insert(role("b"), 0, 0, half, value());
-        assert!(bytes(&cache) <= BUDGET_BYTES);
+        assert!(bytes(&cache) <= BUDGET);
         assert!(!hit(&cache, &role("a")));
         assert!(hit(&cache, &role("b")), "the newest entry stays");
-        cache.insert(role("c"), 0, 0, BUDGET_BYTES, value());
+        cache.insert(role("c"), 0, 0, BUDGET, value());
         assert!(!hit(&cache, &role("c")), "too large to keep at all");
         assert!(hit(&cache, &role("b")));
     }
 
     #[test]
+    fn a_budget_of_nothing_caches_nothing() {
+        let cache = Arc::new(ReadCache::new(0));
+        cache.insert(key(), 0, 0, 0, value());
+        assert!(!hit(&cache, &key()));
+    }
+
+    #[test]
     fn an_entry_of_another_shared_version_misses() {
-        let cache = Arc::new(ReadCache::default());
+        let cache = Arc::new(ReadCache::new(BUDGET));
         cache.insert(key(), 0, 7, 10, value());
         assert!(matches!(cache.lookup(&key(), 7), Lookup::Hit(_)));
         assert!(matches!(cache.lookup(&key(), 8), Lookup::Miss(Some(0))));
