@@ -21,19 +21,10 @@ pub struct Encoded<M> {
 }
 
 impl<M: Message> Encoded<M> {
-    /// Encodes `message`.
-    pub fn new(message: &M) -> Self {
-        Self::from_bytes(message.encode_to_vec().into())
-    }
-
     /// The encoding kept in `memo`, made by encoding `make()` the first time.
     pub fn memoized(memo: &Memo, make: impl FnOnce() -> M) -> Self {
-        Self::from_bytes(memo.get_or_init(|| make().encode_to_vec().into()))
-    }
-
-    fn from_bytes(bytes: Bytes) -> Self {
         Self {
-            bytes,
+            bytes: memo.get_or_init(|| make().encode_to_vec().into()),
             message: PhantomData,
         }
     }
@@ -96,7 +87,7 @@ mod tests {
     #[test]
     fn encodes_exactly_as_the_message() {
         let message = role("Reader");
-        let encoded = Encoded::new(&message);
+        let encoded = Encoded::memoized(&Memo::default(), || message.clone());
         assert_eq!(encoded.encode_to_vec(), message.encode_to_vec());
         assert_eq!(encoded.encoded_len(), message.encoded_len());
         assert_eq!(decoded(&encoded), message);
