@@ -14,67 +14,107 @@ use sea_orm::ConnectionTrait;
 use std::{collections::HashMap, sync::Arc};
 
 /// The permissions of a set of roles compiled for lookups: per permission
-/// name, the roles that grant it and the roles that deny it.
+/// name, the roles that grant it and the roles that deny it. One is cached
+/// per user, so it is compact: each role id once, and per name two runs of
+/// indices into one list.
 #[derive(Debug, Default)]
 pub struct PermissionSet {
-    by_name: HashMap<String, Holders>,
+    /// The role ids, sorted and unique.
+    roles: Vec<String>,
+    by_name: HashMap<Box<str>, Holders>,
+    /// Indices into `roles`: each name's granting run, then its denying
+    /// run, each ascending.
+    holders: Vec<u32>,
 }
 
-/// The roles mentioning one permission, each list sorted and unique.
-#[derive(Debug, Default)]
+/// Where one name's runs are in [`PermissionSet::holders`].
+#[derive(Debug, Clone, Copy)]
 struct Holders {
-    granting: Vec<String>,
-    denying: Vec<String>,
+    start: u32,
+    granting: u32,
+    denying: u32,
 }
 
 impl PermissionSet {
     /// Compiles the permissions of `roles`.
     pub fn compile<'a>(roles: impl IntoIterator<Item = &'a Role>) -> Self {
-        let mut by_name: HashMap<String, Holders> = HashMap::new();
-        for role in roles {
+        let roles: Vec<&Role> = roles.into_iter().collect();
+        let mut ids: Vec<&str> = roles.iter().map(|r| r.role_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let index: HashMap<&str, u32> = ids.iter().zip(0..).map(|(id, i)| (*id, i)).collect();
+        let mut runs: HashMap<&str, [Vec<u32>; 2]> = HashMap::new();
+        for role in &roles {
+            let i = index[role.role_id.as_str()];
             for p in &role.permissions {
-                let holders = by_name.entry(p.name.clone()).or_default();
-                let list = match p.access {
-                    true => &mut holders.granting,
-                    false => &mut holders.denying,
+                let [granting, denying] = runs.entry(p.name.as_str()).or_default();
+                match p.access {
+                    true => granting.push(i),
+                    false => denying.push(i),
+                }
+            }
+        }
+        let mut holders = Vec::new();
+        let by_name = runs
+            .into_iter()
+            .map(|(name, mut lists)| {
+                for list in &mut lists {
+                    list.sort_unstable();
+                    list.dedup();
+                }
+                let [granting, denying] = lists;
+                let run = Holders {
+                    start: u32::try_from(holders.len()).unwrap_or(u32::MAX),
+                    granting: u32::try_from(granting.len()).unwrap_or(u32::MAX),
+                    denying: u32::try_from(denying.len()).unwrap_or(u32::MAX),
                 };
-                list.push(role.role_id.clone());
-            }
+                holders.extend(granting);
+                holders.extend(denying);
+                (name.into(), run)
+            })
+            .collect();
+        Self {
+            roles: ids.into_iter().map(str::to_owned).collect(),
+            by_name,
+            holders,
         }
-        for holders in by_name.values_mut() {
-            for list in [&mut holders.granting, &mut holders.denying] {
-                list.sort();
-                list.dedup();
-            }
-        }
-        Self { by_name }
     }
 
     /// About how many bytes it holds.
     pub fn approximate_size(&self) -> usize {
-        let slot = size_of::<(String, Holders)>() * 8 / 7;
-        self.by_name
-            .iter()
-            .map(|(name, h)| {
-                let ids = h.granting.iter().chain(&h.denying);
-                slot + name.len() + ids.map(|id| size_of::<String>() + id.len()).sum::<usize>()
-            })
-            .sum::<usize>()
-            + size_of::<Self>()
+        let slot = size_of::<(Box<str>, Holders)>() * 8 / 7;
+        size_of::<Self>()
+            + self
+                .roles
+                .iter()
+                .map(|id| size_of::<String>() + id.len())
+                .sum::<usize>()
+            + self
+                .by_name
+                .keys()
+                .map(|name| slot + name.len())
+                .sum::<usize>()
+            + self.holders.len() * size_of::<u32>()
     }
 
     /// Decides `permission`: allowed iff some role grants it and none
     /// denies it. The deciding roles are the denying ones if any, else the
     /// granting ones.
     pub fn check(&self, permission: &str) -> CheckResult {
-        let (decision, matched_role_ids) = match self.by_name.get(permission) {
-            Some(h) if !h.denying.is_empty() => (Decision::DeniedExplicitly, h.denying.clone()),
-            Some(h) if !h.granting.is_empty() => (Decision::Granted, h.granting.clone()),
-            _ => (Decision::NoGrant, Vec::new()),
+        let (decision, start, len) = match self.by_name.get(permission) {
+            Some(h) if h.denying > 0 => {
+                (Decision::DeniedExplicitly, h.start + h.granting, h.denying)
+            }
+            Some(h) if h.granting > 0 => (Decision::Granted, h.start, h.granting),
+            _ => (Decision::NoGrant, 0, 0),
         };
+        let run = &self.holders[start as usize..(start + len) as usize];
         CheckResult {
             decision,
-            matched_role_ids,
+            matched_role_ids: run
+                .iter()
+                .map(|&i| self.roles[i as usize].clone())
+                .collect(),
         }
     }
 }
@@ -215,6 +255,20 @@ mod tests {
         let result = PermissionSet::compile(&roles).check("docs.read");
         assert_eq!(result.decision, Decision::Granted);
         assert_eq!(result.matched_role_ids, ["a", "z"]);
+    }
+
+    #[test]
+    fn a_role_held_twice_counts_once() {
+        let roles = [
+            role("b", &[("docs.read", false), ("docs.list", true)]),
+            role("a", &[("docs.read", true), ("docs.list", true)]),
+            role("a", &[("docs.read", true), ("docs.list", true)]),
+        ];
+        let set = PermissionSet::compile(&roles);
+        let read = set.check("docs.read");
+        assert_eq!(read.decision, Decision::DeniedExplicitly);
+        assert_eq!(read.matched_role_ids, ["b"]);
+        assert_eq!(set.check("docs.list").matched_role_ids, ["a", "b"]);
     }
 
     #[test]
