@@ -190,7 +190,7 @@ pub fn user_roles(u: &UserRoles) -> v1::UserRoles {
     v1::UserRoles {
         organization_id: u.organization_id.clone(),
         user_id: u.user_id.clone(),
-        roles: u.roles.iter().map(role).collect(),
+        roles: u.roles.iter().map(|r| role(r)).collect(),
     }
 }
 

@@ -185,7 +185,7 @@ impl Service {
         let permissions = self
             .cached(key, || async {
                 let roles = self.applicable_roles(o, u, w).await?;
-                Ok(PermissionSet::compile(&roles))
+                Ok(PermissionSet::compile(roles.iter().map(AsRef::as_ref)))
             })
             .await?;
         Ok(permissions.check(permission))
@@ -193,14 +193,14 @@ impl Service {
 
     /// The user's organization roles plus, in workspace `w`, its
     /// membership's base role and extra roles.
-    async fn applicable_roles(&self, o: &str, u: &str, w: Option<&str>) -> Result<Vec<Role>> {
+    async fn applicable_roles(&self, o: &str, u: &str, w: Option<&str>) -> Result<Vec<Arc<Role>>> {
         let reader = self.store().reader();
         let mut roles = roles_of_existing_user(reader, o, u).await?.roles;
         if let Some(w) = w {
             require_workspace(reader, o, w).await?;
             if let Some(m) = store::memberships::find_membership_of_user(reader, o, w, u).await? {
-                roles.extend(store::roles::get_role(reader, o, m.base_role.role_id()).await?);
-                roles.extend(m.roles);
+                let base = store::roles::get_role(reader, o, m.base_role.role_id()).await?;
+                roles.extend(base.into_iter().chain(m.roles).map(Arc::new));
             }
         }
         Ok(roles)

@@ -358,7 +358,11 @@ pub async fn load_user_roles(conn: &impl ConnectionTrait, o: &str, u: &str) -> R
     Ok(UserRoles {
         organization_id: o.to_owned(),
         user_id: u.to_owned(),
-        roles: db::roles_of_user(conn, o, u).await?,
+        roles: db::roles_of_user(conn, o, u)
+            .await?
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect(),
         encoding: Memo::default(),
     })
 }

@@ -101,7 +101,11 @@ impl Service {
             },
             Lookup::Miss(version) => version,
         };
-        let value = Arc::new(load().await?);
+        let mut value = load().await?;
+        if let Some(version) = version {
+            value.share(&mut |role| self.cache.intern_role(version, shared, role));
+        }
+        let value = Arc::new(value);
         if let Some(version) = version {
             let size = value.size();
             self.cache

@@ -3,7 +3,10 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::{fmt, sync::OnceLock};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
 /// Microseconds since the Unix epoch.
 pub type Micros = i64;
@@ -125,19 +128,23 @@ impl Role {
     /// About how many bytes it holds, with its encoding once made (about
     /// its text again).
     pub fn approximate_size(&self) -> usize {
+        size_of::<Self>() + self.permissions.len() * size_of::<Permission>() + 2 * self.text_size()
+    }
+
+    /// The bytes of its text.
+    fn text_size(&self) -> usize {
         let texts = [
             &self.organization_id,
             &self.role_id,
             &self.name,
             &self.description,
         ];
-        let text = texts.iter().map(|t| t.len()).sum::<usize>()
+        texts.iter().map(|t| t.len()).sum::<usize>()
             + self
                 .permissions
                 .iter()
                 .map(|p| p.name.len() + p.description.len())
-                .sum::<usize>();
-        size_of::<Self>() + self.permissions.len() * size_of::<Permission>() + 2 * text
+                .sum::<usize>()
     }
 }
 
@@ -208,19 +215,32 @@ pub struct UserRoles {
     pub organization_id: String,
     /// User.
     pub user_id: String,
-    /// Roles ordered by id.
-    pub roles: Vec<Role>,
+    /// Roles ordered by id (shared with other cached values).
+    pub roles: Vec<Arc<Role>>,
     /// Its wire encoding, once made.
     #[serde(skip)]
     pub encoding: Memo,
 }
 
 impl UserRoles {
-    /// About how many bytes it holds, with its encoding once made.
+    /// Replaces each role with what `intern` gives for it (an equal role
+    /// another value holds already).
+    pub fn share_roles(&mut self, intern: &mut dyn FnMut(Arc<Role>) -> Arc<Role>) {
+        for role in &mut self.roles {
+            *role = intern(Arc::clone(role));
+        }
+    }
+
+    /// About how many bytes it holds, with its encoding once made, but
+    /// not its roles, which are shared (and counted where they are cached).
     pub fn approximate_size(&self) -> usize {
         size_of::<Self>()
             + 2 * (self.organization_id.len() + self.user_id.len())
-            + self.roles.iter().map(Role::approximate_size).sum::<usize>()
+            + self
+                .roles
+                .iter()
+                .map(|role| size_of::<Arc<Role>>() + role.text_size())
+                .sum::<usize>()
     }
 }
 

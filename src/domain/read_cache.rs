@@ -102,6 +102,36 @@ impl Inner {
         std::mem::take(&mut org.entries)
     }
 
+    /// Stores `value` of about `size` bytes for `key` if nothing was written
+    /// to its organization since `version`; returns the entries taken out
+    /// to make room.
+    fn store(
+        &mut self,
+        key: Key,
+        version: u64,
+        shared: i64,
+        size: usize,
+        value: Value,
+    ) -> Vec<Entries> {
+        let size = size + ENTRY_OVERHEAD;
+        let current = self
+            .orgs
+            .get(key.organization())
+            .map_or((0, 0), |o| (o.version, o.writers));
+        if current != (version, 0) || size > self.budget {
+            return Vec::new();
+        }
+        let evicted = self.make_room(size);
+        let org = self.orgs.entry(key.organization().to_owned()).or_default();
+        let replaced = org
+            .entries
+            .insert(key, (shared, size, value))
+            .map_or(0, |(_, old, _)| old);
+        org.bytes = org.bytes + size - replaced;
+        self.bytes = self.bytes + size - replaced;
+        evicted
+    }
+
     /// Takes out whole organizations' entries until `more` bytes fit the
     /// budget.
     fn make_room(&mut self, more: usize) -> Vec<Entries> {
@@ -130,10 +160,13 @@ pub trait Cached: Sized {
     fn unwrap(value: Value) -> Option<Arc<Self>>;
     /// About how many bytes it holds, with its encoding once made.
     fn size(&self) -> usize;
+    /// Passes the roles it holds through `intern`, before it is cached,
+    /// so that entries share equal roles instead of each holding a copy.
+    fn share(&mut self, _intern: &mut dyn FnMut(Arc<Role>) -> Arc<Role>) {}
 }
 
 macro_rules! cached_as {
-    ($type:ty, $variant:ident) => {
+    ($type:ty, $variant:ident $(, $share:ident)?) => {
         impl Cached for $type {
             fn wrap(value: Arc<Self>) -> Value {
                 Value::$variant(value)
@@ -147,13 +180,16 @@ macro_rules! cached_as {
             fn size(&self) -> usize {
                 self.approximate_size()
             }
+            $(fn share(&mut self, intern: &mut dyn FnMut(Arc<Role>) -> Arc<Role>) {
+                self.$share(intern)
+            })?
         }
     };
 }
 
 cached_as!(PermissionSet, Permissions);
 cached_as!(Role, Role);
-cached_as!(UserRoles, UserRoles);
+cached_as!(UserRoles, UserRoles, share_roles);
 
 /// What a lookup found.
 #[derive(Debug)]
@@ -223,25 +259,31 @@ impl ReadCache {
     /// version `shared`, for `key` if nothing was written here since
     /// `version`.
     pub fn insert(&self, key: Key, version: u64, shared: i64, size: usize, value: Value) {
-        let size = size + ENTRY_OVERHEAD;
         let mut inner = self.lock();
-        let current = inner
-            .orgs
-            .get(key.organization())
-            .map_or((0, 0), |o| (o.version, o.writers));
-        if current != (version, 0) || size > inner.budget {
-            return;
-        }
-        let evicted = inner.make_room(size);
-        let org = inner.orgs.entry(key.organization().to_owned()).or_default();
-        let replaced = org
-            .entries
-            .insert(key, (shared, size, value))
-            .map_or(0, |(_, old, _)| old);
-        org.bytes = org.bytes + size - replaced;
-        inner.bytes = inner.bytes + size - replaced;
+        let evicted = inner.store(key, version, shared, size, value);
         drop(inner);
         drop(evicted);
+    }
+
+    /// The cached role equal to `role` (the same role and revision, loaded
+    /// under the same versions), or `role` itself, stored if nothing was
+    /// written to its organization since `version`.
+    pub fn intern_role(&self, version: u64, shared: i64, role: Arc<Role>) -> Arc<Role> {
+        let key = Key::Role(role.organization_id.clone(), role.role_id.clone());
+        let mut inner = self.lock();
+        if let Some(org) = inner.orgs.get(key.organization())
+            && (org.version, org.writers) == (version, 0)
+            && let Some((s, _, Value::Role(cached))) = org.entries.get(&key)
+            && *s == shared
+            && cached.revision == role.revision
+        {
+            return Arc::clone(cached);
+        }
+        let size = role.approximate_size();
+        let evicted = inner.store(key, version, shared, size, Value::Role(Arc::clone(&role)));
+        drop(inner);
+        drop(evicted);
+        role
     }
 }
 
@@ -350,6 +392,39 @@ mod tests {
         cache.insert(role("c"), 0, 0, BUDGET, value());
         assert!(!hit(&cache, &role("c")), "too large to keep at all");
         assert!(hit(&cache, &role("b")));
+    }
+
+    fn sample_role(revision: i64) -> Arc<Role> {
+        Arc::new(Role {
+            organization_id: "o".into(),
+            role_id: "r".into(),
+            name: "Reader".into(),
+            description: String::new(),
+            scope: crate::domain::model::RoleScope::Organization,
+            permissions: Vec::new(),
+            revision,
+            create_time: 0,
+            update_time: 0,
+            encoding: Default::default(),
+        })
+    }
+
+    #[test]
+    fn equal_roles_are_shared_between_entries() {
+        let cache = Arc::new(ReadCache::new(BUDGET));
+        let first = cache.intern_role(0, 0, sample_role(1));
+        assert!(hit(&cache, &role("o")), "the first is cached as the role");
+        let again = cache.intern_role(0, 0, sample_role(1));
+        assert!(Arc::ptr_eq(&first, &again));
+        let updated = cache.intern_role(0, 0, sample_role(2));
+        assert!(!Arc::ptr_eq(&first, &updated));
+        drop(cache.writing("o"));
+        let stale = cache.intern_role(0, 0, sample_role(1));
+        assert!(
+            !hit(&cache, &role("o")),
+            "loaded before the write: not cached"
+        );
+        assert!(!Arc::ptr_eq(&updated, &stale));
     }
 
     #[test]

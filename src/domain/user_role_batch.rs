@@ -136,7 +136,12 @@ impl Service {
                     Outcome::UserRoles(UserRoles {
                         organization_id: change.organization_id.to_owned(),
                         user_id: change.user_id.to_owned(),
-                        roles: held.remove(&key(change.user())).unwrap_or_default(),
+                        roles: held
+                            .remove(&key(change.user()))
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(std::sync::Arc::new)
+                            .collect(),
                         encoding: Memo::default(),
                     })
                 })
