@@ -102,15 +102,14 @@ impl Service {
             Lookup::Miss(version) => version,
         };
         let mut value = load().await?;
-        if let Some(version) = version {
-            value.share(&mut |role| self.cache.intern_role(version, shared, role));
-        }
+        let Some(version) = version else {
+            return Ok(Arc::new(value));
+        };
+        value.share(&mut |role| self.cache.intern_role(version, shared, role));
         let value = Arc::new(value);
-        if let Some(version) = version {
-            let size = value.size();
-            self.cache
-                .insert(key, version, shared, size, T::wrap(value.clone()));
-        }
+        let size = value.size();
+        self.cache
+            .insert(key, version, shared, size, T::wrap(value.clone()));
         Ok(value)
     }
 }
