@@ -24,7 +24,7 @@ async fn short_and_long_row_lists_give_the_same_answers(server: TestServer) {
     let (few, many) = (&all[..3], &all[..]);
     for bumped in [many, few] {
         let tx = store.write().await.expect("begin");
-        acl_versions::bump(&*tx, bumped).await.expect("bump");
+        acl_versions::bump(&*tx, bumped, None).await.expect("bump");
         tx.commit().await.expect("commit");
     }
     let mut own = match store.backend() {

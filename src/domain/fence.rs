@@ -4,8 +4,10 @@
 //! read after it asked; one query serves every read waiting, however many
 //! there are; and up to [`LANES`] queries run at once, each on a connection
 //! of its own, so that a read waits for about one round trip rather than
-//! for the query under way and then its own.
+//! for the query under way and then its own. A replica alone on the
+//! database asks nothing ([`Solo`]).
 
+use super::solo::Solo;
 use crate::{
     error::{Error, Result},
     store::{Store, acl_versions::VersionConnection},
@@ -24,6 +26,7 @@ const LANES: usize = 2;
 pub struct Fence {
     store: Store,
     state: Mutex<State>,
+    solo: Arc<Solo>,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +43,7 @@ impl Fence {
     /// A fence over `store`.
     pub fn new(store: Store) -> Arc<Self> {
         Arc::new(Self {
+            solo: Solo::spawn(store.clone()),
             store,
             state: Mutex::default(),
         })
@@ -49,8 +53,17 @@ impl Fence {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The shared version of `organization_id`, read after this call began.
+    /// Whether this replica is alone on the database.
+    pub fn solo(&self) -> &Solo {
+        &self.solo
+    }
+
+    /// The shared version of `organization_id`, read after this call began;
+    /// while this replica is solo, the tag of its stint instead.
     pub async fn version(self: &Arc<Self>, organization_id: &str) -> Result<i64> {
+        if let Some(tag) = self.solo.read_tag() {
+            return Ok(tag);
+        }
         let (reply, answer) = oneshot::channel();
         let start = {
             let mut state = self.lock();

@@ -13,6 +13,7 @@ pub mod names;
 pub mod paging;
 pub mod read_cache;
 pub mod roles;
+pub mod solo;
 pub mod user_role_batch;
 pub mod validate;
 
@@ -66,8 +67,9 @@ impl Service {
     /// and a long transaction holding them would hold up every other write
     /// to the same organizations.
     pub async fn publish(&self, tx: &impl ConnectionTrait, organizations: &[&str]) -> Result<()> {
-        if self.fence.is_some() {
-            acl_versions::bump(tx, organizations).await?;
+        if let Some(fence) = &self.fence {
+            let solo = fence.solo().write_token().await;
+            acl_versions::bump(tx, organizations, solo).await?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(Initial),
             Box::new(PermissionsInRoles),
             Box::new(AclVersions),
+            Box::new(AclSolo),
         ]
     }
 }
@@ -609,5 +610,32 @@ impl MigrationTrait for AclVersions {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// What lets a replica alone on a PostgreSQL database answer cached reads
+/// without asking for versions (see `store::solo`); nothing on SQLite,
+/// where one process owns the database.
+struct AclSolo;
+
+impl MigrationName for AclSolo {
+    fn name(&self) -> &str {
+        "m20261124_000004_acl_solo"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AclSolo {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+            return Ok(());
+        }
+        for statement in super::solo::schema() {
+            manager
+                .get_connection()
+                .execute_unprepared(&statement)
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod entities;
 pub mod memberships;
 pub mod migration;
 pub mod operations;
+pub mod solo;
 pub mod roles;
 mod row_list;
 
