@@ -113,7 +113,9 @@ fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
 
 /// `work`, or a timeout error after the pool's acquire timeout: a database
 /// that stopped answering must not hold every cached read forever.
-pub(crate) async fn within_timeout<T>(work: impl Future<Output = Result<T, DbErr>>) -> Result<T, DbErr> {
+pub(crate) async fn within_timeout<T>(
+    work: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
     tokio::time::timeout(ACQUIRE_TIMEOUT, work)
         .await
         .unwrap_or(Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))

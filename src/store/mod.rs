@@ -10,9 +10,9 @@ pub mod entities;
 pub mod memberships;
 pub mod migration;
 pub mod operations;
-pub mod solo;
 pub mod roles;
 mod row_list;
+pub mod solo;
 
 use crate::error::Error;
 use sea_orm::{

@@ -132,12 +132,8 @@ impl Presence {
         .bind(token)
         .bind(lease.as_secs_f64())
         .bind(SOLO_LOCK);
-        let query = within_timeout(async {
-            renewed
-                .fetch_optional(&mut self.0)
-                .await
-                .map_err(query_err)
-        });
+        let query =
+            within_timeout(async { renewed.fetch_optional(&mut self.0).await.map_err(query_err) });
         query.await
     }
 

@@ -2,7 +2,10 @@
 //! servers, in-process replicas with their own settings (workers, lease,
 //! retention), planned changes with a model that replays them in acceptance
 //! order, and (PostgreSQL) row locks that hold a worker inside its
-//! transaction for as long as a test needs.
+//! transaction for as long as a test needs. Shared by several test
+//! crates, each of which uses part of it.
+
+#![allow(dead_code, unused_macros)]
 
 use crate::common::{
     Authed, Backend, Bearer, MAX_WAIT, RpcResult, SECRET, admin, op_metadata, op_response,
