@@ -2,7 +2,7 @@
 //! PostgreSQL database (see [`super::read_cache`]). A read that asks joins
 //! the next query, never one already under way, so the version it gets was
 //! read after it asked; one query serves every read waiting, however many
-//! there are; and up to [`LANES`] queries run at once, each on a connection
+//! there are; and up to two queries run at once, each on a connection
 //! of its own, so that a read waits for about one round trip rather than
 //! for the query under way and then its own. A replica alone on the
 //! database asks nothing ([`Solo`]).

@@ -62,10 +62,11 @@ impl Service {
     }
 
     /// Tells other replicas sharing the database, in `tx`, that it changes
-    /// cached reads of `organizations` (nothing to tell on SQLite). Call it
-    /// last before the commit: it locks the organizations' version rows,
-    /// and a long transaction holding them would hold up every other write
-    /// to the same organizations.
+    /// cached reads of `organizations` (nothing to tell on SQLite), after
+    /// waiting while another replica is solo ([`solo`]). Call it last
+    /// before the commit: it locks the organizations' version rows, and a
+    /// long transaction holding them would hold up every other write to
+    /// the same organizations.
     pub async fn publish(&self, tx: &impl ConnectionTrait, organizations: &[&str]) -> Result<()> {
         if let Some(fence) = &self.fence {
             let solo = fence.solo().write_token().await;

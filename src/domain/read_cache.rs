@@ -18,7 +18,8 @@
 //! organization's version in the database, and a read first learns the
 //! current one ([`super::fence`], from a query that started after the
 //! read did): an entry serves it only if it was loaded under that version.
-//! One SQLite process alone passes 0.
+//! A replica alone on the database passes the tag of its solo stint
+//! instead, without asking ([`super::solo`]); one SQLite process passes 0.
 
 use super::{
     access::PermissionSet,

@@ -5,10 +5,10 @@
 //! - it is solo only while it holds the solo lock exclusively, and no
 //!   other replica's write commits meanwhile (each waits for the lock
 //!   shared); a replica that starts waits for the lock shared as well,
-//!   which the solo one sees within [`POLL`] and steps down, so from then
+//!   which the solo one sees within a poll (100 ms) and steps down, so from then
 //!   on both ask for versions;
-//! - it answers from memory only within a lease it renews every [`POLL`]
-//!   on the database's clock, and ends [`MARGIN`] before the database
+//! - it answers from memory only within a lease (1 s) it renews every
+//!   poll on the database's clock, and ends 200 ms before the database
 //!   does: if it loses its connection (and with it the lock), writes of
 //!   other replicas wait for the lease to run out;
 //! - each time it becomes solo, its reads compare entries with a new tag

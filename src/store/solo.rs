@@ -4,7 +4,7 @@
 //! - the solo lock, an advisory lock every replica holds shared on its
 //!   presence connection for as long as it lives, and the one alone takes
 //!   exclusively; every write that changes cached reads takes it shared for
-//!   its transaction ([`WRITE_FENCE`]), so none commits while another
+//!   its transaction ([`write_fence_function`]), so none commits while another
 //!   replica is solo;
 //! - the drain lock, which the solo replica's own writes take shared
 //!   instead (they would wait for their own replica's lock forever), and
