@@ -14,6 +14,7 @@ backend_tests!(permission_rows_move_into_their_roles);
 
 /// Every table, children first.
 const TABLES: &[&str] = &[
+    "acl_solo",
     "acl_versions",
     "membership_roles",
     "memberships",
