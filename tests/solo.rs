@@ -2,7 +2,9 @@
 //! from memory, yet never misses a change committed through another
 //! replica — one that starts while it is solo, or one that starts after it
 //! lost its connection to the database (and with it the solo lock) without
-//! noticing. And the write fence underneath: a write waits while another
+//! noticing — and the binary reports being solo in its metrics and, killed
+//! with SIGKILL, is replaced as the solo replica. And the write fence
+//! underneath: a write waits while another
 //! replica is solo and until the lease of one that did not step down has
 //! run out, while the solo replica's own writes pass.
 //!
@@ -15,7 +17,7 @@ mod common;
 mod engine_support;
 mod process_support;
 
-use common::{ORG, RpcResult};
+use common::{ORG, RpcResult, SECRET};
 use engine_support::{Api, Replica, TestDb};
 use rolekeeper::{
     pb::v1::{AssignUserRolesRequest, DeleteRoleRequest, GetRoleRequest, RoleScope},
@@ -33,6 +35,7 @@ use tonic::Code;
 
 postgres_tests!(
     a_lone_replica_is_solo_until_another_starts,
+    the_binary_reports_solo_and_a_killed_solo_replica_is_replaced,
     a_solo_replica_that_lost_its_connection_misses_no_change,
     the_write_fence_waits_for_the_solo_replica_and_its_lease,
 );
@@ -142,6 +145,49 @@ async fn a_lone_replica_is_solo_until_another_starts(db: TestDb) {
         .must();
     assert!(a.api.user_roles(ORG, "u0").await.is_empty());
     a.stop().await;
+}
+
+/// Waits (at most 30 s) until the metrics at `addr` show `line`.
+async fn wait_for_metric(addr: std::net::SocketAddr, line: &str) {
+    for _ in 0..300 {
+        let text = tokio::task::spawn_blocking(move || process_support::http_get(addr, "/metrics"))
+            .await
+            .expect("metrics request");
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the metrics never showed {line} within 30 s");
+}
+
+/// The binary alone reports `rolekeeper_solo 1`, and 0 once another
+/// replica starts; killed with SIGKILL, it is replaced as the solo replica
+/// by the other, whose changes and reads go on.
+async fn the_binary_reports_solo_and_a_killed_solo_replica_is_replaced(db: TestDb) {
+    let conn = db.connect().await;
+    let metrics = process_support::free_addr();
+    let metrics_arg = metrics.to_string();
+    let secret = std::str::from_utf8(SECRET).expect("ASCII secret");
+    let mut first = process_support::Server::start(
+        db.dir(),
+        &["--metrics-listen", &metrics_arg],
+        &[
+            ("ROLEKEEPER_HS256_SECRET", secret),
+            ("ROLEKEEPER_DATABASE_URL", db.url.as_str()),
+        ],
+    );
+    wait_for_metric(metrics, "rolekeeper_solo 1").await;
+    seed(&Api::connect(first.addr)).await;
+
+    let second = Replica::start(&db, 1).await;
+    wait_for_metric(metrics, "rolekeeper_solo 0").await;
+    wait_for_solo(&conn, false).await;
+    first.kill9();
+    wait_for_solo(&conn, true).await;
+    warm(&second.api).await;
+    change_and_read(&second.api, &second.api).await;
+    second.stop().await;
 }
 
 /// The solo replica's presence connection is killed: until it notices, it

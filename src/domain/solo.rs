@@ -75,8 +75,10 @@ impl Solo {
     }
 
     fn set(&self, phase: Phase) {
+        let solo = matches!(phase, Phase::Solo { .. });
         *self.lock() = phase;
         self.changed.notify_waiters();
+        metrics::gauge!("rolekeeper_solo").set(if solo { 1.0 } else { 0.0 });
     }
 
     /// While solo within the lease, the version cached reads compare
