@@ -4,9 +4,9 @@
 //! lost its connection to the database (and with it the solo lock) without
 //! noticing — and the binary reports being solo in its metrics and, killed
 //! with SIGKILL, is replaced as the solo replica. And the write fence
-//! underneath: a write waits while another
-//! replica is solo and until the lease of one that did not step down has
-//! run out, while the solo replica's own writes pass.
+//! underneath: a write waits while another replica is solo and until the
+//! lease of one that did not step down has run out, while the solo
+//! replica's own writes pass.
 //!
 //! No assertion depends on how long anything took: the lease check compares
 //! the database's own clock inside the writing transaction.
