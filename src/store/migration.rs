@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(PermissionsInRoles),
             Box::new(AclVersions),
             Box::new(AclSolo),
+            Box::new(UnfinishedOperations),
         ]
     }
 }
@@ -637,5 +638,34 @@ impl MigrationTrait for AclSolo {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// An index of the operations not yet done, by target: whether a target
+/// has one is asked before every operation is applied, and through
+/// `operations_by_target` that question read every operation the target
+/// ever had. Queries match it with the literal `done = FALSE`.
+struct UnfinishedOperations;
+
+impl MigrationName for UnfinishedOperations {
+    fn name(&self) -> &str {
+        "m20261124_000005_unfinished_operations"
+    }
+}
+
+/// The predicate of the partial index, as the queries that use it spell it.
+pub const UNFINISHED: &str = "done = FALSE";
+
+#[async_trait::async_trait]
+impl MigrationTrait for UnfinishedOperations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(&format!(
+                "CREATE INDEX operations_unfinished_by_target ON operations (target, seq) \
+                 WHERE {UNFINISHED}"
+            ))
+            .await
+            .map(drop)
     }
 }

@@ -2,7 +2,7 @@
 //! expire. Claiming is one conditional `UPDATE ... RETURNING`, so any number
 //! of workers (and, on PostgreSQL, replicas) can share the queue.
 
-use super::{backend_of, entities::operation, row_list, statement};
+use super::{backend_of, entities::operation, migration::UNFINISHED, row_list, statement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, UpdateMany, sea_query::Expr,
@@ -148,11 +148,13 @@ pub async fn busy_targets(
     let rows: Vec<_> = targets.iter().map(|t| (t,)).collect();
     let select = row_list::statement(
         backend_of(db),
-        "SELECT DISTINCT target FROM operations WHERE target IN ({rows}) AND done = ?",
+        &format!(
+            "SELECT DISTINCT target FROM operations WHERE target IN ({{rows}}) AND {UNFINISHED}"
+        ),
         &["t"],
         &rows,
         vec![],
-        vec![false.into()],
+        vec![],
     )?;
     db.query_all(select)
         .await?
@@ -264,7 +266,6 @@ pub async fn claim(
         lease_until.into(),
         now.into(),
         now.into(),
-        false.into(),
         now.into(),
     ];
     let sql = format!(
@@ -273,7 +274,7 @@ pub async fn claim(
          WHERE seq IN (SELECT o.seq FROM operations o \
              WHERE (o.state = 'pending' OR (o.state = 'running' AND o.lease_expires < ?)) \
                AND NOT EXISTS (SELECT 1 FROM operations p \
-                   WHERE p.target = o.target AND p.seq < o.seq AND p.done = ?) \
+                   WHERE p.target = o.target AND p.seq < o.seq AND p.{UNFINISHED}) \
              ORDER BY o.seq LIMIT {limit}{lock}) \
            AND (state = 'pending' OR (state = 'running' AND lease_expires < ?)) \
          RETURNING *"
