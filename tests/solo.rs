@@ -1,6 +1,8 @@
-//! Solo mode: a replica alone on a PostgreSQL database answers cached reads
-//! from memory, yet never misses a change committed through another
-//! replica — one that starts while it is solo, or one that starts after it
+//! Replicas on one PostgreSQL database cache reads, yet each sees a change
+//! committed through another at its very next read. In solo mode a replica
+//! alone on the database answers cached reads from memory, and still never
+//! misses a change committed through another replica — one that starts
+//! while it is solo, or one that starts after it
 //! lost its connection to the database (and with it the solo lock) without
 //! noticing — and the binary reports being solo in its metrics and, killed
 //! with SIGKILL, is replaced as the solo replica. And the write fence
@@ -34,6 +36,7 @@ use std::time::Duration;
 use tonic::Code;
 
 postgres_tests!(
+    reads_on_one_replica_see_changes_committed_through_another,
     a_lone_replica_is_solo_until_another_starts,
     the_binary_reports_solo_and_a_killed_solo_replica_is_replaced,
     a_solo_replica_that_lost_its_connection_misses_no_change,
@@ -116,6 +119,18 @@ async fn change_and_read(writer: &Api, reader: &Api) {
         .await
         .must();
     assert_eq!(get_r1(reader).await.fails().code(), Code::NotFound);
+}
+
+/// Two replicas started together cache reads, yet a change committed
+/// through one is seen by the very next read on the other.
+async fn reads_on_one_replica_see_changes_committed_through_another(db: TestDb) {
+    let a = Replica::start(&db, 1).await;
+    let b = Replica::start(&db, 1).await;
+    seed(&a.api).await;
+    warm(&b.api).await;
+    change_and_read(&a.api, &b.api).await;
+    b.stop().await;
+    a.stop().await;
 }
 
 /// A lone replica becomes solo; a second one makes it step down, and its
