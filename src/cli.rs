@@ -146,6 +146,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Error> {
         max_in_flight: args.max_in_flight,
         max_pending_operations: args.max_pending_operations,
         read_cache_bytes: usize::try_from(args.read_cache_mib << 20).unwrap_or(usize::MAX),
+        solo: args.solo,
         tls: match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsSettings {
                 cert,

@@ -155,6 +155,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLEKEEPER_READ_CACHE_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub read_cache_mib: u64,
 
+    /// On PostgreSQL, whether this replica may answer cached reads from
+    /// memory while it is alone on the database (solo mode); it still keeps
+    /// others from becoming solo while it runs. Turn it off behind a proxy
+    /// that pools transactions, where session advisory locks do not hold.
+    #[arg(long, env = "ROLEKEEPER_SOLO", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub solo: bool,
+
     /// PEM certificate chain: serve TLS (needs `--tls-key`).
     #[arg(long, env = "ROLEKEEPER_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -59,6 +59,9 @@ pub struct ServerSettings {
     pub max_pending_operations: u64,
     /// Bytes of cached reads, by estimated size (0: no cache).
     pub read_cache_bytes: usize,
+    /// On PostgreSQL, whether this replica may become solo (see
+    /// [`crate::domain::solo`]).
+    pub solo: bool,
     /// Serve TLS (and require client certificates) when set.
     pub tls: Option<TlsSettings>,
 }
@@ -110,6 +113,7 @@ impl ServerSettings {
             max_in_flight: 1024,
             max_pending_operations: 100_000,
             read_cache_bytes: 256 << 20,
+            solo: true,
             tls: None,
         }
     }
@@ -142,7 +146,7 @@ pub async fn run(
     let store = Store::connect(&settings.database_url).await?;
     store.migrate().await?;
     let queue = Queue::new(
-        Service::new(store.clone(), settings.read_cache_bytes),
+        Service::new(store.clone(), settings.read_cache_bytes, settings.solo),
         settings.operation_lease,
         settings.max_pending_operations,
         settings.workers > 0,

@@ -143,6 +143,8 @@ fn serve_help_documents_every_setting() {
         "ROLEKEEPER_RATE_BURST",
         "ROLEKEEPER_MAX_IN_FLIGHT",
         "ROLEKEEPER_MAX_PENDING_OPERATIONS",
+        "ROLEKEEPER_READ_CACHE_MIB",
+        "ROLEKEEPER_SOLO",
         "ROLEKEEPER_TLS_CERT",
         "ROLEKEEPER_TLS_KEY",
         "ROLEKEEPER_TLS_CLIENT_CA",
@@ -155,13 +157,14 @@ fn serve_help_documents_every_setting() {
 fn bad_settings_are_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (&["serve", "--workers", "many"], &[], "--workers"),
         (
             &["serve"],
             &[("ROLEKEEPER_READ_CACHE_MIB", "-1")],
             "--read-cache-mib",
         ),
+        (&["serve"], &[("ROLEKEEPER_SOLO", "maybe")], "--solo"),
         (
             &["serve"],
             &[("ROLEKEEPER_OPERATION_RETENTION", "1w")],

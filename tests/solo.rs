@@ -20,7 +20,7 @@ mod engine_support;
 mod process_support;
 
 use common::{ORG, RpcResult, SECRET};
-use engine_support::{Api, Replica, TestDb};
+use engine_support::{Api, Replica, TestDb, settings};
 use rolekeeper::{
     pb::v1::{AssignUserRolesRequest, DeleteRoleRequest, GetRoleRequest, RoleScope},
     store::{
@@ -38,6 +38,7 @@ use tonic::Code;
 postgres_tests!(
     reads_on_one_replica_see_changes_committed_through_another,
     a_lone_replica_is_solo_until_another_starts,
+    a_replica_with_solo_off_never_becomes_solo,
     the_binary_reports_solo_and_a_killed_solo_replica_is_replaced,
     a_solo_replica_that_lost_its_connection_misses_no_change,
     the_write_fence_waits_for_the_solo_replica_and_its_lease,
@@ -174,6 +175,49 @@ async fn wait_for_metric(addr: std::net::SocketAddr, line: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the metrics never showed {line} within 30 s");
+}
+
+/// With `ROLEKEEPER_SOLO=false` a lone replica joins (its presence
+/// connection holds the lock shared) but never becomes solo, and so keeps
+/// another from becoming solo while it runs; reads on both see each other's
+/// changes.
+async fn a_replica_with_solo_off_never_becomes_solo(db: TestDb) {
+    let conn = db.connect().await;
+    let mut off = settings(&db, 1);
+    off.solo = false;
+    let a = Replica::start_with(off).await;
+    wait_for_presences(&conn, 1).await;
+    assert_never_solo(&conn).await;
+    let b = Replica::start(&db, 1).await;
+    wait_for_presences(&conn, 2).await;
+    assert_never_solo(&conn).await;
+    seed(&b.api).await;
+    warm(&a.api).await;
+    change_and_read(&b.api, &a.api).await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Waits (at most 30 s) until `count` replicas hold presence connections.
+async fn wait_for_presences(conn: &DatabaseConnection, count: i64) {
+    let present = format!(
+        "SELECT count(*) = {count} FROM pg_stat_activity \
+         WHERE application_name = '{APPLICATION_NAME}' AND datname = current_database()"
+    );
+    for _ in 0..300 {
+        if query_bool(conn, &present).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{count} presence connections did not appear within 30 s");
+}
+
+/// No replica is named solo after ten polls' time (an enabled replica
+/// alone becomes solo within one).
+async fn assert_never_solo(conn: &DatabaseConnection) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!query_bool(conn, "SELECT owner IS NOT NULL FROM acl_solo").await);
 }
 
 /// The binary alone reports `rolekeeper_solo 1`, and 0 once another

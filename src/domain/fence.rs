@@ -40,10 +40,11 @@ struct State {
 }
 
 impl Fence {
-    /// A fence over `store`.
-    pub fn new(store: Store) -> Arc<Self> {
+    /// A fence over `store`; this replica becomes solo when alone if
+    /// `solo` allows.
+    pub fn new(store: Store, solo: bool) -> Arc<Self> {
         Arc::new(Self {
-            solo: Solo::spawn(store.clone()),
+            solo: Solo::spawn(store.clone(), solo),
             store,
             state: Mutex::default(),
         })

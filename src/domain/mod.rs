@@ -39,9 +39,10 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service over `store`, caching reads within about `cache_bytes`.
-    pub fn new(store: Store, cache_bytes: usize) -> Self {
-        let fence = (!store.single_process()).then(|| Fence::new(store.clone()));
+    /// A service over `store`, caching reads within about `cache_bytes`;
+    /// on PostgreSQL it becomes solo when alone if `solo` allows.
+    pub fn new(store: Store, cache_bytes: usize, solo: bool) -> Self {
+        let fence = (!store.single_process()).then(|| Fence::new(store.clone(), solo));
         Self {
             store,
             cache: Arc::new(ReadCache::new(cache_bytes)),

@@ -60,13 +60,14 @@ pub struct Solo {
 
 impl Solo {
     /// Starts the task that keeps the state over `store`; it ends (and steps
-    /// down) once the returned handle is dropped.
-    pub fn spawn(store: Store) -> Arc<Self> {
+    /// down) once the returned handle is dropped. Unless `may_be_solo`, the
+    /// replica only keeps others from becoming solo while it runs.
+    pub fn spawn(store: Store, may_be_solo: bool) -> Arc<Self> {
         let solo = Arc::new(Self {
             phase: Mutex::new(Phase::Shared),
             changed: Notify::new(),
         });
-        tokio::spawn(keep(Arc::downgrade(&solo), store));
+        tokio::spawn(keep(Arc::downgrade(&solo), store, may_be_solo));
         solo
     }
 
@@ -109,10 +110,10 @@ impl Solo {
 
 /// The background task: one presence connection after another, until the
 /// state is dropped.
-async fn keep(solo: Weak<Solo>, store: Store) {
+async fn keep(solo: Weak<Solo>, store: Store, may_be_solo: bool) {
     let mut stints = 0;
     while solo.strong_count() > 0 {
-        if let Err(err) = attend(&solo, &store, &mut stints).await {
+        if let Err(err) = attend(&solo, &store, may_be_solo, &mut stints).await {
             if let Some(solo) = solo.upgrade() {
                 solo.set(Phase::Shared);
             }
@@ -126,7 +127,12 @@ async fn keep(solo: Weak<Solo>, store: Store) {
 type Held = Option<(i64, i64)>;
 
 /// One presence connection's life; returns once the state is dropped.
-async fn attend(weak: &Weak<Solo>, store: &Store, stints: &mut i64) -> Result<(), DbErr> {
+async fn attend(
+    weak: &Weak<Solo>,
+    store: &Store,
+    may_be_solo: bool,
+    stints: &mut i64,
+) -> Result<(), DbErr> {
     let mut presence = Presence::join(store).await?;
     let mut held: Held = None;
     loop {
@@ -140,11 +146,15 @@ async fn attend(weak: &Weak<Solo>, store: &Store, stints: &mut i64) -> Result<()
         };
         held = match held {
             Some((token, tag)) => renew(&solo, &mut presence, token, tag).await?,
-            None if presence.try_solo().await? => {
+            None if may_be_solo && presence.try_solo().await? => {
                 *stints += 1;
                 enter(&solo, &mut presence, -*stints).await?
             }
-            None => None,
+            None if may_be_solo => None,
+            None => {
+                presence.check().await?;
+                None
+            }
         };
     }
 }

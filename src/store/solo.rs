@@ -109,6 +109,11 @@ impl Presence {
         Ok(Duration::from_secs_f64(seconds))
     }
 
+    /// Checks that the connection (and with it the shared lock) is alive.
+    pub async fn check(&mut self) -> Result<(), DbErr> {
+        self.run(sqlx::query("SELECT 1")).await
+    }
+
     /// Waits until no write of an earlier solo replica is under way.
     pub async fn drain(&mut self) -> Result<(), DbErr> {
         self.run(sqlx::query("SELECT pg_advisory_lock($1)").bind(DRAIN_LOCK))
