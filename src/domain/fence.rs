@@ -54,7 +54,7 @@ impl Fence {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether this replica is alone on the database.
+    /// This replica's solo state.
     pub fn solo(&self) -> &Solo {
         &self.solo
     }

@@ -5,8 +5,8 @@
 //! - it is solo only while it holds the solo lock exclusively, and no
 //!   other replica's write commits meanwhile (each waits for the lock
 //!   shared); a replica that starts waits for the lock shared as well,
-//!   which the solo one sees within a poll (100 ms) and steps down, so from then
-//!   on both ask for versions;
+//!   which the solo one sees within a poll (100 ms) and steps down, so
+//!   from then on both ask for versions;
 //! - it answers from memory only within a lease (1 s) it renews every
 //!   poll on the database's clock, and ends 200 ms before the database
 //!   does: if it loses its connection (and with it the lock), writes of
