@@ -22,7 +22,9 @@ use sea_orm::{
 };
 use std::time::Duration;
 
-/// The advisory lock a solo replica holds exclusively.
+/// The advisory lock a solo replica holds exclusively. Never change it (nor
+/// [`DRAIN_LOCK`]): databases migrated before would keep the old number in
+/// their write fence.
 pub const SOLO_LOCK: i64 = 0x726b_0001;
 /// The advisory lock the solo replica's writes hold shared.
 pub const DRAIN_LOCK: i64 = 0x726b_0002;
