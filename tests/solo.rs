@@ -59,15 +59,21 @@ async fn execute(conn: &impl ConnectionTrait, sql: &str) {
     conn.execute_unprepared(sql).await.expect(sql);
 }
 
-/// Waits (at most 30 s) until a replica is named solo, or none is.
-async fn wait_for_solo(conn: &DatabaseConnection, named: bool) {
+/// Waits (at most 30 s) until the boolean query `sql` answers true.
+async fn wait_until(conn: &DatabaseConnection, sql: &str) {
     for _ in 0..300 {
-        if query_bool(conn, "SELECT owner IS NOT NULL FROM acl_solo").await == named {
+        if query_bool(conn, sql).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no replica was named solo = {named} within 30 s");
+    panic!("not true within 30 s: {sql}");
+}
+
+/// Waits until a replica is named solo, or none is.
+async fn wait_for_solo(conn: &DatabaseConnection, named: bool) {
+    let not = if named { "NOT " } else { "" };
+    wait_until(conn, &format!("SELECT owner IS {not}NULL FROM acl_solo")).await;
 }
 
 /// The roles of `ORG` and a user `u0`, created through `api`.
@@ -198,19 +204,13 @@ async fn a_replica_with_solo_off_never_becomes_solo(db: TestDb) {
     a.stop().await;
 }
 
-/// Waits (at most 30 s) until `count` replicas hold presence connections.
+/// Waits until `count` replicas hold presence connections.
 async fn wait_for_presences(conn: &DatabaseConnection, count: i64) {
     let present = format!(
         "SELECT count(*) = {count} FROM pg_stat_activity \
          WHERE application_name = '{APPLICATION_NAME}' AND datname = current_database()"
     );
-    for _ in 0..300 {
-        if query_bool(conn, &present).await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{count} presence connections did not appear within 30 s");
+    wait_until(conn, &present).await;
 }
 
 /// No replica is named solo after ten polls' time (an enabled replica
