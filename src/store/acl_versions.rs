@@ -79,13 +79,8 @@ impl VersionConnection {
              WHERE organization_id = ANY($1)",
         )
         .bind(organizations);
-        let rows = within_timeout(async {
-            query
-                .fetch_all(&mut self.0)
-                .await
-                .map_err(|e| DbErr::Query(RuntimeErr::SqlxError(e)))
-        })
-        .await?;
+        let rows =
+            within_timeout(async { query.fetch_all(&mut self.0).await.map_err(query_err) }).await?;
         Ok(rows.into_iter().collect())
     }
 }
@@ -109,6 +104,11 @@ pub(crate) async fn dedicated_connection(
 
 fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
     DbErr::Conn(RuntimeErr::SqlxError(err))
+}
+
+/// A query's error on a connection outside the pool.
+pub(crate) fn query_err(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(err))
 }
 
 /// `work`, or a timeout error after the pool's acquire timeout: a database

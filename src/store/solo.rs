@@ -15,9 +15,9 @@
 //!   goes on answering from memory until its lease ends, so a write waits
 //!   for the lease of a replica that did not step down.
 
-use super::acl_versions::{dedicated_connection, within_timeout};
+use super::acl_versions::{dedicated_connection, query_err, within_timeout};
 use sea_orm::{
-    DbErr, RuntimeErr,
+    DbErr,
     sqlx::{self, Connection, PgConnection},
 };
 use std::time::Duration;
@@ -181,8 +181,4 @@ impl Presence {
     {
         within_timeout(async { query.fetch_one(&mut self.0).await.map_err(query_err) }).await
     }
-}
-
-fn query_err(err: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(err))
 }
