@@ -642,9 +642,9 @@ impl MigrationTrait for AclSolo {
 }
 
 /// An index of the operations not yet done, by target: whether a target
-/// has one is asked before every operation is applied, and through
-/// `operations_by_target` that question read every operation the target
-/// ever had. Queries match it with the literal `done = FALSE`.
+/// has one is asked before every operation is applied, and with `done` a
+/// bound parameter PostgreSQL's generic plan read every operation the
+/// target ever had. Queries match it with the literal `done = FALSE`.
 struct UnfinishedOperations;
 
 impl MigrationName for UnfinishedOperations {
