@@ -39,47 +39,77 @@ pub fn pool_size(url: &str) -> u32 {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite allows one writer at a time; taking this gate before `BEGIN`
-    /// turns "database is locked" races into an orderly queue. PostgreSQL
-    /// has row locks and needs none.
-    write_gate: Option<Arc<Mutex<()>>>,
+    /// SQLite's writer; PostgreSQL has row locks and writes through the pool.
+    writer: Option<Writer>,
 }
+
+/// SQLite allows one writer at a time: taking `gate` before `BEGIN` turns
+/// "database is locked" races into an orderly queue, and every write goes
+/// through the one connection of `db`. That connection's page cache stays
+/// valid from one transaction to the next (SQLite drops a connection's
+/// cache when another connection has written since it last read), so a
+/// write reads the pages it touches from memory instead of from the file.
+#[derive(Clone, Debug)]
+struct Writer {
+    db: DatabaseConnection,
+    gate: Arc<Mutex<()>>,
+}
+
+/// Page cache of SQLite's writer connection, in KiB: the pages a batch of
+/// writes touches (the operations table and its indexes, assignments,
+/// roles) stay in it between batches.
+const WRITER_CACHE_KIB: u32 = 2048;
 
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        let db = Self::pool(url, pool_size(url), 256).await?;
+        let writer = match db.get_database_backend() {
+            DbBackend::Sqlite => Some(Writer {
+                db: Self::pool(url, 1, WRITER_CACHE_KIB).await?,
+                gate: Arc::new(Mutex::new(())),
+            }),
+            _ => None,
+        };
+        Ok(Self { db, writer })
+    }
+
+    /// A pool of at most `connections` to `url`; on SQLite each connection
+    /// keeps `cache_kib` KiB of page cache.
+    async fn pool(
+        url: &str,
+        connections: u32,
+        cache_kib: u32,
+    ) -> Result<DatabaseConnection, Error> {
         let mut options = ConnectOptions::new(url.to_owned());
         options
             .sqlx_logging(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_timeout(ACQUIRE_TIMEOUT)
-            .max_connections(pool_size(url))
+            .max_connections(connections)
             // sqlx pings a connection as it leaves the pool: worth a round
             // trip to PostgreSQL, which may have dropped it; an SQLite
             // connection is a thread of this process, and the ping only a
             // hop to it and back.
             .test_before_acquire(!url.starts_with("sqlite"))
-            .map_sqlx_sqlite_opts(|o| {
+            .map_sqlx_sqlite_opts(move |o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
-                    // 256 KiB of page cache per connection instead of
-                    // 2 MiB: hot reads come from the read cache, the file
-                    // from the OS page cache, and every connection would
-                    // otherwise hold its own 2 MiB of duplicated pages.
-                    .pragma("cache_size", "-256")
+                    // A reader's page cache is small (256 KiB instead of
+                    // SQLite's 2 MiB): hot reads come from the read cache,
+                    // the file from the OS page cache, and every reader
+                    // would otherwise hold its own copy of the same pages.
+                    .pragma("cache_size", format!("-{cache_kib}"))
             });
-        let db = Database::connect(options)
+        Database::connect(options)
             .await
             .map_err(|err| Error::Unavailable {
                 reason: "DATABASE_UNAVAILABLE".into(),
                 message: format!("cannot connect to the database: {err}"),
                 retry_after: Duration::from_secs(1),
-            })?;
-        let write_gate =
-            (db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self { db, write_gate })
+            })
     }
 
     /// Applies pending migrations.
@@ -100,26 +130,30 @@ impl Store {
 
     /// Begins a read-write transaction.
     pub async fn write(&self) -> Result<WriteTx, Error> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
+        let Some(writer) = &self.writer else {
+            return Ok(WriteTx {
+                txn: self.db.begin().await?,
+                _gate: None,
+            });
         };
-        let txn = self.db.begin().await?;
-        if gate.is_some() {
-            // Take SQLite's write lock now, as `BEGIN IMMEDIATE` would (the
-            // ORM only issues a plain `BEGIN`): a transaction that read
-            // first and then wrote would fail at once with SQLITE_BUSY if
-            // another connection committed in between (a call dropped
-            // after sending its COMMIT, say); this waits its turn instead.
-            txn.execute_unprepared("DELETE FROM acl_versions WHERE 0")
-                .await?;
-        }
-        Ok(WriteTx { txn, _gate: gate })
+        let gate = writer.gate.clone().lock_owned().await;
+        let txn = writer.db.begin().await?;
+        // Take SQLite's write lock now, as `BEGIN IMMEDIATE` would (the ORM
+        // only issues a plain `BEGIN`): a transaction that read first and
+        // then wrote would fail at once with SQLITE_BUSY if another
+        // connection committed in between (a call dropped after sending its
+        // COMMIT, say); this waits its turn instead.
+        txn.execute_unprepared("DELETE FROM acl_versions WHERE 0")
+            .await?;
+        Ok(WriteTx {
+            txn,
+            _gate: Some(gate),
+        })
     }
 
     /// Whether one process owns the database (embedded SQLite).
     pub fn single_process(&self) -> bool {
-        self.write_gate.is_some()
+        self.writer.is_some()
     }
 
     /// Connection pool size and idle connections.
@@ -174,6 +208,9 @@ impl Store {
 
     /// Closes the pool.
     pub async fn close(self) -> Result<(), Error> {
+        if let Some(writer) = self.writer {
+            writer.db.close().await?;
+        }
         self.db.close().await.map_err(Error::from)
     }
 }
