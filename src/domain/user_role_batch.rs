@@ -120,14 +120,8 @@ impl Service {
             };
             list.extend(change.assignments());
         }
-        db::insert(conn, &grants, now).await?;
-        db::delete(conn, &revokes).await?;
         let changed: Vec<_> = applying().map(UserRolesChange::user).collect();
-        let mut held = if changed.is_empty() {
-            Default::default()
-        } else {
-            db::roles_of_users(conn, &changed).await?
-        };
+        let mut held = db::change_and_read(conn, &grants, &revokes, &changed, now).await?;
         Ok(changes
             .iter()
             .zip(verdicts)

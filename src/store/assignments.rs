@@ -10,7 +10,7 @@ use super::{
     row_list, statement,
 };
 use crate::domain::model::{Role, RoleScope};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
 use std::collections::{HashMap, HashSet};
 
 /// `(organization_id, id)`: a user or a role.
@@ -53,59 +53,88 @@ pub async fn users_and_role_scopes(
     Ok((existing, scopes))
 }
 
-/// Gives each `(organization, user, role)` of `grants` its assignment,
-/// skipping those that exist.
-pub async fn insert(
+/// `(organization, user, role)` columns.
+const TRIPLE: &[&str] = &["o", "u", "r"];
+
+/// The statements that revoke `revokes` and grant `grants`. On PostgreSQL
+/// both are one statement, the revocation a `WITH` clause of the grant: the
+/// changes of a batch are each on a different user, so neither part needs
+/// to see the other's rows, and one statement is one round trip fewer.
+fn change_statements(
+    backend: DbBackend,
+    grants: &[(&str, &str, &str)],
+    revokes: &[(&str, &str, &str)],
+    now: i64,
+) -> Result<Vec<Statement>, DbErr> {
+    let mut parts = Vec::new();
+    if !revokes.is_empty() {
+        let list = row_list::rows(backend, TRIPLE, revokes)?;
+        parts.push((
+            format!(
+                "DELETE FROM user_roles WHERE (organization_id, user_id, role_id) IN ({})",
+                list.sql
+            ),
+            list.values,
+        ));
+    }
+    if !grants.is_empty() {
+        let list = row_list::rows(backend, TRIPLE, grants)?;
+        let mut values = vec![now.into()];
+        values.extend(list.values);
+        // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
+        parts.push((
+            format!(
+                "INSERT INTO user_roles (organization_id, user_id, role_id, create_time) \
+                 SELECT o, u, r, ? FROM ({}) AS g WHERE true \
+                 ON CONFLICT (organization_id, user_id, role_id) DO NOTHING",
+                list.sql
+            ),
+            values,
+        ));
+    }
+    let parts = match <[_; 2]>::try_from(parts) {
+        Ok([(revoke, mut values), (grant, grant_values)]) if backend == DbBackend::Postgres => {
+            values.extend(grant_values);
+            return Ok(vec![statement(
+                backend,
+                &format!("WITH revoked AS ({revoke}) {grant}"),
+                values,
+            )]);
+        }
+        Ok(both) => Vec::from(both),
+        Err(parts) => parts,
+    };
+    Ok(parts
+        .into_iter()
+        .map(|(sql, values)| statement(backend, &sql, values))
+        .collect())
+}
+
+/// Gives each `(organization, user, role)` of `grants` its assignment
+/// (skipping those that exist), removes each of `revokes`, and then reads
+/// the organization roles each of the `(organization, user)` pairs `users`
+/// holds, with permissions, ordered by role id; a user holding none is
+/// absent from the map. On SQLite the statements go as one: a connection
+/// is a thread of this process, and each statement a hop to it and back.
+pub async fn change_and_read(
     db: &impl ConnectionTrait,
     grants: &[(&str, &str, &str)],
-    now: i64,
-) -> Result<(), DbErr> {
-    if grants.is_empty() {
-        return Ok(());
-    }
-    // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's.
-    let insert = row_list::statement(
-        backend_of(db),
-        "INSERT INTO user_roles (organization_id, user_id, role_id, create_time) \
-         SELECT o, u, r, ? FROM ({rows}) AS g WHERE true \
-         ON CONFLICT (organization_id, user_id, role_id) DO NOTHING",
-        &["o", "u", "r"],
-        grants,
-        vec![now.into()],
-        vec![],
-    )?;
-    db.execute(insert).await.map(drop)
-}
-
-/// Removes each `(organization, user, role)` assignment of `revokes`.
-pub async fn delete(
-    db: &impl ConnectionTrait,
     revokes: &[(&str, &str, &str)],
-) -> Result<(), DbErr> {
-    if revokes.is_empty() {
-        return Ok(());
-    }
-    let delete = row_list::statement(
-        backend_of(db),
-        "DELETE FROM user_roles WHERE (organization_id, user_id, role_id) IN ({rows})",
-        &["o", "u", "r"],
-        revokes,
-        vec![],
-        vec![],
-    )?;
-    db.execute(delete).await.map(drop)
-}
-
-/// The organization roles each of the `(organization, user)` pairs `users`
-/// holds, with permissions, ordered by role id. A user holding none is
-/// absent from the map. The list drives the join, so that each user's
-/// assignments are found by the primary key.
-pub async fn roles_of_users(
-    db: &impl ConnectionTrait,
     users: &[(&str, &str)],
+    now: i64,
 ) -> Result<HashMap<Key, Vec<Role>>, DbErr> {
+    let backend = backend_of(db);
+    let changes = change_statements(backend, grants, revokes, now)?;
+    if users.is_empty() {
+        for change in changes {
+            db.execute(change).await?;
+        }
+        return Ok(HashMap::new());
+    }
+    // The list drives the join, so that each user's assignments are found
+    // by the primary key.
     let select = row_list::statement(
-        backend_of(db),
+        backend,
         "SELECT a.user_id AS holder_id, r.* FROM ({rows}) AS w \
          JOIN user_roles a ON a.organization_id = w.o AND a.user_id = w.u \
          JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
@@ -115,6 +144,14 @@ pub async fn roles_of_users(
         vec![],
         vec![],
     )?;
+    let select = if backend == DbBackend::Sqlite {
+        row_list::in_sequence(changes, select)
+    } else {
+        for change in changes {
+            db.execute(change).await?;
+        }
+        select
+    };
     let rows = db.query_all(select).await?;
     let mut held: HashMap<Key, Vec<Role>> = HashMap::new();
     for row in rows {

@@ -128,6 +128,20 @@ pub(crate) fn statement<R: Serialize>(
     ))
 }
 
+/// `first`, then `last`, as one SQLite statement: sqlx runs every statement
+/// of an SQLite query's text, in order, binding the `?` parameters of each
+/// in turn, and returns the rows of all (only `last` should return any).
+/// PostgreSQL prepares one statement at a time, so it takes no such list.
+pub(crate) fn in_sequence(first: Vec<Statement>, last: Statement) -> Statement {
+    let mut sql = Vec::new();
+    let mut values = Vec::new();
+    for statement in first.into_iter().chain([last]) {
+        sql.push(statement.sql);
+        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+    }
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql.join(";\n"), values)
+}
+
 /// Runs `select`, with `{rows}` standing for the subquery of `rows` (with
 /// the column names `columns`), and collects the columns `first` and
 /// `second` of each row it returns.
