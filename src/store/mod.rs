@@ -58,7 +58,7 @@ struct Writer {
 /// Page cache of SQLite's writer connection, in KiB: the pages a batch of
 /// writes touches (the operations table and its indexes, assignments,
 /// roles) stay in it between batches.
-const WRITER_CACHE_KIB: u32 = 2048;
+const WRITER_CACHE_KIB: u32 = 1024;
 
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
