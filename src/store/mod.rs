@@ -55,6 +55,12 @@ struct Writer {
     gate: Arc<Mutex<()>>,
 }
 
+/// Page cache of each of SQLite's readers, in KiB: small (SQLite's default
+/// is 2 MiB), since hot reads come from the read cache, the file from the
+/// OS page cache, and every reader would otherwise hold its own copy of the
+/// same pages.
+const READER_CACHE_KIB: u32 = 256;
+
 /// Page cache of SQLite's writer connection, in KiB: the pages a batch of
 /// writes touches (the operations table and its indexes, assignments,
 /// roles) stay in it between batches.
@@ -63,7 +69,7 @@ const WRITER_CACHE_KIB: u32 = 1024;
 impl Store {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let db = Self::pool(url, pool_size(url), 256).await?;
+        let db = Self::pool(url, pool_size(url), READER_CACHE_KIB).await?;
         let writer = match db.get_database_backend() {
             DbBackend::Sqlite => Some(Writer {
                 db: Self::pool(url, 1, WRITER_CACHE_KIB).await?,
@@ -97,10 +103,6 @@ impl Store {
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
-                    // A reader's page cache is small (256 KiB instead of
-                    // SQLite's 2 MiB): hot reads come from the read cache,
-                    // the file from the OS page cache, and every reader
-                    // would otherwise hold its own copy of the same pages.
                     .pragma("cache_size", format!("-{cache_kib}"))
             });
         Database::connect(options)
