@@ -125,32 +125,32 @@ pub async fn change_and_read(
 ) -> Result<HashMap<Key, Vec<Role>>, DbErr> {
     let backend = backend_of(db);
     let changes = change_statements(backend, grants, revokes, now)?;
-    if users.is_empty() {
-        for change in changes {
-            db.execute(change).await?;
-        }
-        return Ok(HashMap::new());
-    }
     // The list drives the join, so that each user's assignments are found
     // by the primary key.
-    let select = row_list::statement(
-        backend,
-        "SELECT a.user_id AS holder_id, r.* FROM ({rows}) AS w \
-         JOIN user_roles a ON a.organization_id = w.o AND a.user_id = w.u \
-         JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
-         ORDER BY a.organization_id, a.user_id, r.role_id",
-        &["o", "u"],
-        users,
-        vec![],
-        vec![],
-    )?;
-    let select = if backend == DbBackend::Sqlite {
-        row_list::in_sequence(changes, select)
-    } else {
-        for change in changes {
-            db.execute(change).await?;
+    let select = (!users.is_empty()).then(|| {
+        row_list::statement(
+            backend,
+            "SELECT a.user_id AS holder_id, r.* FROM ({rows}) AS w \
+             JOIN user_roles a ON a.organization_id = w.o AND a.user_id = w.u \
+             JOIN roles r ON r.organization_id = a.organization_id AND r.role_id = a.role_id \
+             ORDER BY a.organization_id, a.user_id, r.role_id",
+            &["o", "u"],
+            users,
+            vec![],
+            vec![],
+        )
+    });
+    let select = match select.transpose()? {
+        Some(select) if backend == DbBackend::Sqlite => row_list::in_sequence(changes, select),
+        select => {
+            for change in changes {
+                db.execute(change).await?;
+            }
+            match select {
+                Some(select) => select,
+                None => return Ok(HashMap::new()),
+            }
         }
-        select
     };
     let rows = db.query_all(select).await?;
     let mut held: HashMap<Key, Vec<Role>> = HashMap::new();
