@@ -143,8 +143,10 @@ impl Store {
         // Take SQLite's write lock now, as `BEGIN IMMEDIATE` would (the ORM
         // only issues a plain `BEGIN`): a transaction that read first and
         // then wrote would fail at once with SQLITE_BUSY if another
-        // connection committed in between (a call dropped after sending its
-        // COMMIT, say); this waits its turn instead.
+        // connection committed in between. Within this process every write
+        // takes the gate and this one connection, so that other connection
+        // is another process's (say `rolekeeper migrate` run beside the
+        // server); this waits its turn instead.
         txn.execute_unprepared("DELETE FROM acl_versions WHERE 0")
             .await?;
         Ok(WriteTx {
