@@ -1,7 +1,7 @@
 //! Organizations, users and workspaces.
 
 use super::entities::{organization, user, workspace};
-use super::page_after;
+use super::{backend_of, page_after, row_list};
 use crate::domain::model::{Organization, User, Workspace};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
@@ -155,7 +155,7 @@ pub async fn find_user_ids(
     for chunk in values.chunks(500) {
         let rows = user::Entity::find()
             .filter(user::Column::OrganizationId.eq(organization_id))
-            .filter(column.is_in(chunk.iter().cloned()))
+            .filter(row_list::is_in(backend_of(db), column, chunk)?)
             .all(db)
             .await?;
         found.extend(rows.into_iter().map(|m| {

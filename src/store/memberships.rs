@@ -1,6 +1,6 @@
 //! Workspace memberships and the extra roles they hold.
 
-use super::page_after;
+use super::{backend_of, page_after, row_list};
 use super::{
     entities::{membership, membership_role},
     roles::get_roles,
@@ -202,7 +202,11 @@ pub async fn delete_membership_roles(
 ) -> Result<(), DbErr> {
     membership_role::Entity::delete_many()
         .filter(membership_role::Column::MembershipId.eq(membership_id))
-        .filter(membership_role::Column::RoleId.is_in(role_ids.iter().cloned()))
+        .filter(row_list::is_in(
+            backend_of(db),
+            membership_role::Column::RoleId,
+            role_ids,
+        )?)
         .exec(db)
         .await
         .map(drop)

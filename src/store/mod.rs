@@ -299,23 +299,26 @@ pub(crate) fn statement(
     sql: &str,
     values: Vec<sea_orm::Value>,
 ) -> sea_orm::Statement {
-    let sql = if backend == DbBackend::Postgres {
-        let mut out = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for ch in sql.chars() {
-            if ch == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(ch);
-            }
+    sea_orm::Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
+}
+
+/// `sql` with its `?` placeholders numbered `$1`, `$2`, ... on PostgreSQL.
+pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
         }
-        out
-    } else {
-        sql.to_owned()
-    };
-    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+    }
+    out
 }
 
 /// Keyset pagination: the rows of `query` whose `key` sorts after `after`,

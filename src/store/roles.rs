@@ -1,7 +1,7 @@
 //! Roles, their permissions, and organization-role assignments of users.
 
 use super::entities::{membership, membership_role, role, user_role};
-use super::page_after;
+use super::{backend_of, page_after, row_list};
 use crate::domain::model::{Memo, Role, RoleScope};
 use sea_orm::{
     ActiveValue::Set,
@@ -96,7 +96,11 @@ pub async fn get_roles(
         rows.extend(
             role::Entity::find()
                 .filter(role::Column::OrganizationId.eq(organization_id))
-                .filter(role::Column::RoleId.is_in(chunk.iter().cloned()))
+                .filter(row_list::is_in(
+                    backend_of(db),
+                    role::Column::RoleId,
+                    chunk,
+                )?)
                 .all(db)
                 .await?,
         );
@@ -193,7 +197,11 @@ pub async fn role_scopes(
             .column(role::Column::RoleId)
             .column(role::Column::Scope)
             .filter(role::Column::OrganizationId.eq(organization_id))
-            .filter(role::Column::RoleId.is_in(chunk.iter().cloned()))
+            .filter(row_list::is_in(
+                backend_of(db),
+                role::Column::RoleId,
+                chunk,
+            )?)
             .into_tuple()
             .all(db)
             .await?;
@@ -247,7 +255,11 @@ pub async fn delete_user_roles(
         user_role::Entity::delete_many()
             .filter(user_role::Column::OrganizationId.eq(organization_id))
             .filter(user_role::Column::UserId.eq(user_id))
-            .filter(user_role::Column::RoleId.is_in(chunk.iter().cloned()))
+            .filter(row_list::is_in(
+                backend_of(db),
+                user_role::Column::RoleId,
+                chunk,
+            )?)
             .exec(db)
             .await?;
     }
@@ -265,7 +277,11 @@ pub async fn delete_role_members(
         user_role::Entity::delete_many()
             .filter(user_role::Column::OrganizationId.eq(organization_id))
             .filter(user_role::Column::RoleId.eq(role_id))
-            .filter(user_role::Column::UserId.is_in(chunk.iter().cloned()))
+            .filter(row_list::is_in(
+                backend_of(db),
+                user_role::Column::UserId,
+                chunk,
+            )?)
             .exec(db)
             .await?;
     }
@@ -285,7 +301,11 @@ pub async fn members_among(
             user_role::Entity::find()
                 .filter(user_role::Column::OrganizationId.eq(organization_id))
                 .filter(user_role::Column::RoleId.eq(role_id))
-                .filter(user_role::Column::UserId.is_in(chunk.iter().cloned()))
+                .filter(row_list::is_in(
+                    backend_of(db),
+                    user_role::Column::UserId,
+                    chunk,
+                )?)
                 .all(db)
                 .await?
                 .into_iter()

@@ -11,7 +11,10 @@
 //! Either way every column is text (or NULL): a statement casts the
 //! numbers it reads.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TryGetable, Value};
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, IdenStatic, Statement, TryGetable, Value,
+    sea_query::{Expr, SimpleExpr},
+};
 use serde::Serialize;
 
 /// Most parameters of a `VALUES` list (SQLite allows 32,766 in a statement,
@@ -142,6 +145,26 @@ pub(crate) fn in_sequence(first: Vec<Statement>, last: Statement) -> Statement {
     Statement::from_sql_and_values(DbBackend::Sqlite, sql.join(";\n"), values)
 }
 
+/// `column IN (...)` with `values` as a subquery of their rows instead of
+/// a parameter each. PostgreSQL switches a prepared statement to a generic
+/// plan after five runs, and a generic plan compares each row it scans
+/// with every parameter of an `IN ($1, $2, ...)` list, where it hashes the
+/// rows of a subquery: before an organization of 10,000 new users was
+/// analyzed, looking up 500 of them took 150 ms instead of 2.
+pub(crate) fn is_in(
+    backend: DbBackend,
+    column: impl IdenStatic,
+    values: &[String],
+) -> Result<SimpleExpr, DbErr> {
+    let keys: Vec<_> = values.iter().map(|v| (v,)).collect();
+    let list = rows(backend, &["v"], &keys)?;
+    let sql = format!("\"{}\" IN ({})", column.as_str(), list.sql);
+    Ok(Expr::cust_with_values(
+        super::placeholders(backend, &sql),
+        list.values,
+    ))
+}
+
 /// Runs `select`, with `{rows}` standing for the subquery of `rows` (with
 /// the column names `columns`), and collects the columns `first` and
 /// `second` of each row it returns.
@@ -199,6 +222,28 @@ mod tests {
         assert_eq!(list.values[5], Value::from("3"));
         assert_eq!(list.values[6], Value::String(None));
         assert_eq!(list.values[7], Value::String(None));
+    }
+
+    #[test]
+    fn an_in_list_is_a_subquery_numbered_after_the_parameters_before_it() {
+        use crate::store::entities::user;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryTrait};
+        let ids = ["u1".to_owned(), "u2".to_owned(), "u3".to_owned()];
+        let select = user::Entity::find()
+            .filter(user::Column::OrganizationId.eq("acme"))
+            .filter(is_in(DbBackend::Postgres, user::Column::UserId, &ids).expect("in"))
+            .build(DbBackend::Postgres);
+        assert!(
+            select.sql.ends_with(
+                r#"WHERE "users"."organization_id" = $1 AND ("user_id" IN (SELECT column1 AS v FROM (VALUES ($2), ($3), ($4), ($5)) AS v WHERE column1 IS NOT NULL))"#
+            ),
+            "{}",
+            select.sql
+        );
+        let values = select.values.expect("values").0;
+        assert_eq!(values[0], Value::from("acme"));
+        assert_eq!(values[3], Value::from("u3"));
+        assert_eq!(values[4], Value::String(None));
     }
 
     #[test]
