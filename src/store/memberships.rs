@@ -1,9 +1,11 @@
 //! Workspace memberships and the extra roles they hold.
 
-use super::{backend_of, page_after, row_list};
 use super::{
+    backend_of,
     entities::{membership, membership_role},
+    page_after,
     roles::get_roles,
+    row_list,
 };
 use crate::domain::model::{BaseRole, Membership};
 use sea_orm::{

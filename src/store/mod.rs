@@ -293,7 +293,7 @@ fn is_contention(code: &str) -> bool {
     }
 }
 
-/// Runs `sql` (with `?` placeholders rewritten for the backend) on `db`.
+/// A statement of `sql`, its `?` placeholders rewritten for the backend.
 pub(crate) fn statement(
     backend: DbBackend,
     sql: &str,
