@@ -152,7 +152,7 @@ pub async fn find_user_ids(
         UserKey::Auth0Id => user::Column::Auth0Id,
     };
     let mut found = Vec::with_capacity(values.len());
-    for chunk in values.chunks(500) {
+    for chunk in values.chunks(row_list::CHUNK) {
         let rows = user::Entity::find()
             .filter(user::Column::OrganizationId.eq(organization_id))
             .filter(row_list::is_in(backend_of(db), column, chunk)?)

@@ -11,9 +11,6 @@ use sea_orm::{
 };
 use std::collections::{HashMap, HashSet};
 
-/// Rows per multi-row statement: stays far below every backend's parameter limit.
-const CHUNK: usize = 500;
-
 fn role_model(r: &Role) -> Result<role::ActiveModel, DbErr> {
     let permissions =
         serde_json::to_string(&r.permissions).map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -92,7 +89,7 @@ pub async fn get_roles(
     role_ids: &[String],
 ) -> Result<Vec<Role>, DbErr> {
     let mut rows = Vec::with_capacity(role_ids.len());
-    for chunk in role_ids.chunks(CHUNK) {
+    for chunk in role_ids.chunks(row_list::CHUNK) {
         rows.extend(
             role::Entity::find()
                 .filter(role::Column::OrganizationId.eq(organization_id))
@@ -191,7 +188,7 @@ pub async fn role_scopes(
     role_ids: &[String],
 ) -> Result<HashMap<String, RoleScope>, DbErr> {
     let mut scopes = HashMap::with_capacity(role_ids.len());
-    for chunk in role_ids.chunks(CHUNK) {
+    for chunk in role_ids.chunks(row_list::CHUNK) {
         let rows: Vec<(String, String)> = role::Entity::find()
             .select_only()
             .column(role::Column::RoleId)
@@ -219,7 +216,7 @@ pub async fn insert_user_roles(
     pairs: &[(String, String)],
     now: i64,
 ) -> Result<(), DbErr> {
-    for chunk in pairs.chunks(CHUNK) {
+    for chunk in pairs.chunks(row_list::CHUNK) {
         let rows = chunk
             .iter()
             .map(|(user_id, role_id)| user_role::ActiveModel {
@@ -251,7 +248,7 @@ pub async fn delete_user_roles(
     user_id: &str,
     role_ids: &[String],
 ) -> Result<(), DbErr> {
-    for chunk in role_ids.chunks(CHUNK) {
+    for chunk in role_ids.chunks(row_list::CHUNK) {
         user_role::Entity::delete_many()
             .filter(user_role::Column::OrganizationId.eq(organization_id))
             .filter(user_role::Column::UserId.eq(user_id))
@@ -273,7 +270,7 @@ pub async fn delete_role_members(
     role_id: &str,
     user_ids: &[String],
 ) -> Result<(), DbErr> {
-    for chunk in user_ids.chunks(CHUNK) {
+    for chunk in user_ids.chunks(row_list::CHUNK) {
         user_role::Entity::delete_many()
             .filter(user_role::Column::OrganizationId.eq(organization_id))
             .filter(user_role::Column::RoleId.eq(role_id))
@@ -296,7 +293,7 @@ pub async fn members_among(
     user_ids: &[String],
 ) -> Result<HashSet<String>, DbErr> {
     let mut holders = HashSet::new();
-    for chunk in user_ids.chunks(CHUNK) {
+    for chunk in user_ids.chunks(row_list::CHUNK) {
         holders.extend(
             user_role::Entity::find()
                 .filter(user_role::Column::OrganizationId.eq(organization_id))

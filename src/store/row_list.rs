@@ -21,6 +21,10 @@ use serde::Serialize;
 /// PostgreSQL 65,535).
 const MAX_LISTED: usize = 4096;
 
+/// Keys or rows per statement of a long list: stays far below every
+/// backend's parameter limit.
+pub(crate) const CHUNK: usize = 500;
+
 /// A subquery and the parameters its `?` placeholders take, in order.
 #[derive(Debug)]
 pub(crate) struct Rows {
