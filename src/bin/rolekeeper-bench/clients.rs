@@ -1,7 +1,9 @@
-//! A few HTTP/2 channels to the server shared by all client tasks, and the
-//! authenticated gRPC stubs made from them.
+//! A few HTTP/2 channels to the server shared by all client tasks, the
+//! authenticated gRPC stubs made from them, and unary calls whose answers
+//! are left undecoded.
 
 use crate::{Result, fail};
+use bytes::{Buf, Bytes};
 use rolekeeper::pb::{
     longrunning::{Operation, WaitOperationRequest, operations_client::OperationsClient},
     v1::{
@@ -9,14 +11,16 @@ use rolekeeper::pb::{
         role_service_client::RoleServiceClient,
     },
 };
-use std::{net::SocketAddr, time::Duration};
+use std::{marker::PhantomData, net::SocketAddr, time::Duration};
 use tonic::{
     Request, Status,
+    codec::{Codec, DecodeBuf, Decoder},
+    codegen::http::uri::PathAndQuery,
     metadata::AsciiMetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
     transport::{Channel, Endpoint},
 };
-use tonic_health::pb::health_client::HealthClient;
+use tonic_prost::{ProstCodec, prost::Message};
 
 /// Longest time any single RPC may take (WaitOperation included).
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -77,9 +81,13 @@ impl Clients {
         InterceptedService::new(self.channel(client), self.bearer.clone())
     }
 
-    /// `grpc.health.v1.Health` (no token).
-    pub fn health(&self, client: usize) -> HealthClient<Channel> {
-        HealthClient::new(self.channel(client))
+    /// Client task `client`'s way to call a unary method and take its
+    /// answer undecoded; `authed` adds the bearer token.
+    pub fn unary(&self, client: usize, authed: bool) -> Unary {
+        Unary {
+            channel: self.channel(client),
+            bearer: authed.then(|| self.bearer.clone()),
+        }
     }
 
     /// `rolekeeper.v1.RoleService`.
@@ -124,4 +132,74 @@ pub async fn wait_done(ops: &mut OperationsClient<Authed>, operation: Operation)
         "operation {} is not done after {MAX_WAITS} waits",
         operation.name
     ))
+}
+
+/// A unary call whose answer is left undecoded.
+#[derive(Debug)]
+pub struct Unary {
+    channel: Channel,
+    bearer: Option<Bearer>,
+}
+
+impl Unary {
+    /// Calls the method at `path` (`/package.Service/Method`) with
+    /// `request`; returns the answer's bytes as they came.
+    pub async fn call<M: Message + Default + 'static>(
+        self,
+        path: &'static str,
+        request: M,
+    ) -> Result<Bytes> {
+        let path = PathAndQuery::from_static(path);
+        let request = Request::new(request);
+        let answer = match self.bearer {
+            Some(bearer) => {
+                let mut grpc =
+                    tonic::client::Grpc::new(InterceptedService::new(self.channel, bearer));
+                grpc.ready().await?;
+                grpc.unary(request, path, RawCodec::default()).await?
+            }
+            None => {
+                let mut grpc = tonic::client::Grpc::new(self.channel);
+                grpc.ready().await?;
+                grpc.unary(request, path, RawCodec::default()).await?
+            }
+        };
+        Ok(answer.into_inner())
+    }
+}
+
+/// Encodes requests of type `M` with prost and takes answers as bytes.
+struct RawCodec<M>(PhantomData<M>);
+
+impl<M> Default for RawCodec<M> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<M: Message + Default + 'static> Codec for RawCodec<M> {
+    type Encode = M;
+    type Decode = Bytes;
+    type Encoder = <ProstCodec<M, M> as Codec>::Encoder;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstCodec::<M, M>::default().encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesDecoder
+    }
+}
+
+/// Takes a message's bytes as they are.
+struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> std::result::Result<Option<Bytes>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
+    }
 }

@@ -97,6 +97,16 @@ pub struct Options {
     /// stretch of a noisy machine (default 5; 3 with --quick).
     #[arg(long, value_name = "N")]
     pub slices: Option<usize>,
+
+    /// Decode every answer of the health and read phases into its message,
+    /// as a typed client does. By default those clients take each answer's
+    /// bytes as they come, as h2load does: they share the machine's cores
+    /// with the server, and decoding a large answer (ListUserRoles: every
+    /// permission of every role) would count the client's work against the
+    /// server. Either way each read is called once and its answer checked
+    /// before the load.
+    #[arg(long)]
+    pub decode_answers: bool,
 }
 
 /// What to seed.
@@ -161,6 +171,8 @@ pub struct Settings {
     pub rounds: usize,
     /// Slices of each phase's measured time.
     pub slices: usize,
+    /// Whether the health and read phases decode their answers.
+    pub decode_answers: bool,
 }
 
 /// Largest accepted value of the size flags.
@@ -216,6 +228,7 @@ impl Options {
             keep_temp: self.keep_temp,
             rounds: self.rounds,
             slices,
+            decode_answers: self.decode_answers,
         })
     }
 

@@ -6,22 +6,33 @@
 use crate::{
     Result,
     clients::{Clients, wait_done},
-    commit,
+    commit, fail,
     load::{RequestFuture, Sample, Shape, Stats, closed_loop, mix},
     options::{SeedPlan, Settings},
     process::{Memory, ServerProcess},
     seed,
 };
+use bytes::Bytes;
 use rolekeeper::pb::v1::{
-    AddRoleMembersRequest, AssignUserRolesRequest, CheckPermissionRequest, GetRoleRequest,
-    ListUserRolesRequest, RevokeUserRolesRequest, UserRef, user_ref,
+    AddRoleMembersRequest, AssignUserRolesRequest, CheckPermissionRequest, CheckPermissionResponse,
+    GetRoleRequest, ListUserRolesRequest, RevokeUserRolesRequest, Role, UserRef, UserRoles,
+    user_ref,
 };
 use serde::Serialize;
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use tonic_health::pb::{
+    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
+};
+use tonic_prost::prost::Message;
+
+// The methods of the health and read phases.
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+const GET_ROLE: &str = "/rolekeeper.v1.RoleService/GetRole";
+const LIST_USER_ROLES: &str = "/rolekeeper.v1.RoleService/ListUserRoles";
+const CHECK_PERMISSION: &str = "/rolekeeper.v1.RoleService/CheckPermission";
 
 /// Quiet time after seeding before the idle memory is read.
 const IDLE_SETTLE: Duration = Duration::from_secs(2);
@@ -88,6 +99,7 @@ pub async fn run_all(
     server: &ServerProcess,
     baseline_url: &str,
 ) -> Result<Results> {
+    verify_reads(clients, settings.seed).await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let memory_idle = server.memory()?;
     let mut load_memory = LoadMemory::default();
@@ -139,11 +151,18 @@ async fn round(
         duration: settings.duration,
     };
     let plan = settings.seed;
+    let decode = settings.decode_answers;
     let reads: Vec<(&str, Request)> = vec![
-        ("Health/Check", Arc::new(health(clients))),
-        ("GetRole", Arc::new(get_role(clients, plan))),
-        ("ListUserRoles", Arc::new(list_user_roles(clients, plan))),
-        ("CheckPermission", Arc::new(check_permission(clients, plan))),
+        ("Health/Check", Arc::new(health(clients, decode))),
+        ("GetRole", Arc::new(get_role(clients, plan, decode))),
+        (
+            "ListUserRoles",
+            Arc::new(list_user_roles(clients, plan, decode)),
+        ),
+        (
+            "CheckPermission",
+            Arc::new(check_permission(clients, plan, decode)),
+        ),
     ];
     let [health, get_role, list_user_roles, check_permission] =
         interleaved(shape, settings.slices, reads, server, load_memory)
@@ -251,20 +270,43 @@ fn pick(plan: &SeedPlan, client: usize, sequence: u64, salt: u64, n: usize) -> (
     (seed::org_id(org), index)
 }
 
-/// `grpc.health.v1.Health/Check` for the whole server.
-fn health(clients: &Clients) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
+/// Decodes a read's `answer` as `M` when the run decodes answers, as a
+/// typed client would (and drops it).
+fn take<M: Message + Default>(answer: Bytes, decode: bool) -> Result<()> {
+    if decode {
+        M::decode(answer)?;
+    }
+    Ok(())
+}
+
+/// `grpc.health.v1.Health/Check` for the whole server; the answer must say
+/// SERVING.
+fn health(
+    clients: &Clients,
+    decode: bool,
+) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
     let clients = clients.clone();
+    let serving = HealthCheckResponse {
+        status: ServingStatus::Serving as i32,
+    };
+    let serving_bytes = Bytes::from(serving.encode_to_vec());
     move |client, _| {
-        let mut stub = clients.health(client);
+        let unary = clients.unary(client, false);
+        let serving_bytes = serving_bytes.clone();
         Box::pin(async move {
             let request = HealthCheckRequest {
                 service: String::new(),
             };
-            let status = stub.check(request).await?.into_inner().status;
-            if status == ServingStatus::Serving as i32 {
+            let answer = unary.call(HEALTH_CHECK, request).await?;
+            let fine = if decode {
+                HealthCheckResponse::decode(answer.clone())? == serving
+            } else {
+                answer == serving_bytes
+            };
+            if fine {
                 Ok(())
             } else {
-                crate::fail(format!("health status {status}"))
+                fail(format!("health answer {answer:?}"))
             }
         })
     }
@@ -274,18 +316,18 @@ fn health(clients: &Clients) -> impl Fn(usize, u64) -> RequestFuture + Send + Sy
 fn get_role(
     clients: &Clients,
     plan: SeedPlan,
+    decode: bool,
 ) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
     let clients = clients.clone();
     move |client, sequence| {
-        let mut stub = clients.roles(client);
+        let unary = clients.unary(client, true);
         let (organization_id, r) = pick(&plan, client, sequence, 1, plan.roles);
         Box::pin(async move {
             let request = GetRoleRequest {
                 organization_id,
                 role_id: seed::role_id(r),
             };
-            stub.get_role(request).await?;
-            Ok(())
+            take::<Role>(unary.call(GET_ROLE, request).await?, decode)
         })
     }
 }
@@ -294,18 +336,18 @@ fn get_role(
 fn list_user_roles(
     clients: &Clients,
     plan: SeedPlan,
+    decode: bool,
 ) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
     let clients = clients.clone();
     move |client, sequence| {
-        let mut stub = clients.roles(client);
+        let unary = clients.unary(client, true);
         let (organization_id, u) = pick(&plan, client, sequence, 2, plan.users_per_org);
         Box::pin(async move {
             let request = ListUserRolesRequest {
                 organization_id,
                 user_id: seed::user_id(u),
             };
-            stub.list_user_roles(request).await?;
-            Ok(())
+            take::<UserRoles>(unary.call(LIST_USER_ROLES, request).await?, decode)
         })
     }
 }
@@ -314,10 +356,11 @@ fn list_user_roles(
 fn check_permission(
     clients: &Clients,
     plan: SeedPlan,
+    decode: bool,
 ) -> impl Fn(usize, u64) -> RequestFuture + Send + Sync + 'static {
     let clients = clients.clone();
     move |client, sequence| {
-        let mut stub = clients.roles(client);
+        let unary = clients.unary(client, true);
         let (organization_id, u) = pick(&plan, client, sequence, 3, plan.users_per_org);
         let p = (mix(client, sequence, 4) % seed::permission_universe(&plan) as u64) as usize;
         Box::pin(async move {
@@ -327,10 +370,68 @@ fn check_permission(
                 permission: seed::permission_name(p),
                 workspace_id: String::new(),
             };
-            stub.check_permission(request).await?;
-            Ok(())
+            take::<CheckPermissionResponse>(unary.call(CHECK_PERMISSION, request).await?, decode)
         })
     }
+}
+
+/// Calls each read once with a typed client and checks its answer against
+/// the seed, so that a load that takes answers undecoded measures answers
+/// known to be right.
+async fn verify_reads(clients: &Clients, plan: SeedPlan) -> Result<()> {
+    let mut roles = clients.roles(0);
+    let organization_id = seed::org_id(0);
+    let role_id = seed::role_id(0);
+    let role = roles
+        .get_role(GetRoleRequest {
+            organization_id: organization_id.clone(),
+            role_id: role_id.clone(),
+        })
+        .await?
+        .into_inner();
+    if role.role_id != role_id || role.permissions.len() != plan.permissions {
+        return fail(format!(
+            "GetRole answered role {:?} with {} permissions, expected {role_id:?} with {}",
+            role.role_id,
+            role.permissions.len(),
+            plan.permissions
+        ));
+    }
+    let user_id = seed::user_id(0);
+    let held = roles
+        .list_user_roles(ListUserRolesRequest {
+            organization_id: organization_id.clone(),
+            user_id: user_id.clone(),
+        })
+        .await?
+        .into_inner();
+    if held.user_id != user_id || held.roles.len() != plan.roles_per_user {
+        return fail(format!(
+            "ListUserRoles answered {} roles of {:?}, expected {} of {user_id:?}",
+            held.roles.len(),
+            held.user_id,
+            plan.roles_per_user
+        ));
+    }
+    let Some(permission) = held.roles.first().and_then(|r| r.permissions.first()) else {
+        return Ok(());
+    };
+    let check = roles
+        .check_permission(CheckPermissionRequest {
+            organization_id,
+            user_id,
+            permission: permission.name.clone(),
+            workspace_id: String::new(),
+        })
+        .await?
+        .into_inner();
+    if check.matched_role_ids.is_empty() {
+        return fail(format!(
+            "CheckPermission found no role of user 0 granting or denying {:?}",
+            permission.name
+        ));
+    }
+    Ok(())
 }
 
 /// `RoleService/AssignUserRoles` of a random role to a random user, then

@@ -65,6 +65,9 @@ pub struct JsonReport {
     /// Slices each phase's measured time was cut into, taking turns with
     /// its baseline's.
     pub slices: usize,
+    /// Whether the health and read phases decoded their answers
+    /// (`--decode-answers`).
+    pub decode_answers: bool,
     /// Each ratio's lowest and highest value over the slices.
     pub ratio_ranges: Value,
     /// Which targets were met.
@@ -88,6 +91,7 @@ pub struct Report {
     warmup: Duration,
     duration: Duration,
     slices: usize,
+    decode_answers: bool,
     plan: SeedPlan,
     seeded: Seeded,
     results: Results,
@@ -103,6 +107,7 @@ impl Report {
             warmup: settings.warmup,
             duration: settings.duration,
             slices: settings.slices,
+            decode_answers: settings.decode_answers,
             plan: settings.seed,
             seeded: seeded.clone(),
             results,
@@ -128,11 +133,16 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nrolekeeper-bench: {}, {} clients on {} channels, {} s per phase in {} slices \
-             taking turns with the baseline's (+{} s warm-up)",
+            "\nrolekeeper-bench: {}, {} clients on {} channels, read answers {}, {} s per phase \
+             in {} slices taking turns with the baseline's (+{} s warm-up)",
             self.backend,
             self.clients,
             self.channels,
+            if self.decode_answers {
+                "decoded"
+            } else {
+                "undecoded"
+            },
             self.duration.as_secs(),
             self.slices,
             self.warmup.as_secs()
@@ -239,6 +249,7 @@ impl Report {
             duration_seconds: self.duration.as_secs(),
             warmup_seconds: self.warmup.as_secs(),
             slices: self.slices,
+            decode_answers: self.decode_answers,
             ratio_ranges: json!({
                 "get_role": slice_range(&r.get_role, &r.health),
                 "list_user_roles": slice_range(&r.list_user_roles, &r.health),
