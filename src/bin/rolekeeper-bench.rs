@@ -8,7 +8,8 @@
 //! machine, so the numbers travel between machines:
 //!
 //! - `grpc.health.v1.Health/Check` is the gRPC ceiling; GetRole,
-//!   ListUserRoles and CheckPermission are ratios to it.
+//!   ListUserRoles and CheckPermission are ratios to it. Their clients take
+//!   the answers undecoded, as h2load does, unless `--decode-answers`.
 //! - The database's raw commit rate (one single-row insert per transaction,
 //!   same database kind, same settings, same concurrency) is the ceiling of
 //!   completed AssignUserRoles operations.
