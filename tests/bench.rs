@@ -6,6 +6,8 @@
 //! `ROLEKEEPER_TEST_POSTGRES_URL` the PostgreSQL run is skipped, unless
 //! `REQUIRE_POSTGRES=1`, which makes that a failure.
 
+mod process_support;
+
 use serde_json::Value;
 use std::process::Command;
 
@@ -115,16 +117,8 @@ fn the_benchmark_reports_every_figure_on_sqlite() {
 
 #[test]
 fn the_benchmark_reports_every_figure_on_postgres_with_answers_decoded() {
-    let url = match std::env::var("ROLEKEEPER_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "REQUIRE_POSTGRES=1 but ROLEKEEPER_TEST_POSTGRES_URL is not set"
-            );
-            println!("skipped: ROLEKEEPER_TEST_POSTGRES_URL is not set");
-            return;
-        }
+    let Some(url) = process_support::postgres_admin_url() else {
+        return;
     };
     let (report, table) = run_bench(&["--database-url", &url, "--decode-answers"]);
     check_report(&report, "postgres", true);

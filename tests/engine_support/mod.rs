@@ -113,17 +113,7 @@ impl TestDb {
                 _dir: dir,
             });
         }
-        let admin_url = match std::env::var("ROLEKEEPER_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                assert!(
-                    std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "REQUIRE_POSTGRES=1 but ROLEKEEPER_TEST_POSTGRES_URL is not set"
-                );
-                println!("skipped: ROLEKEEPER_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+        let admin_url = crate::process_support::postgres_admin_url()?;
         let name = format!("rk_{}", uuid::Uuid::new_v4().simple());
         let conn = Database::connect(&admin_url)
             .await

@@ -172,6 +172,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The PostgreSQL server tests may create databases on
+/// (`ROLEKEEPER_TEST_POSTGRES_URL`). `None` means skip; with
+/// `REQUIRE_POSTGRES=1` that is a failure instead.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("ROLEKEEPER_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "REQUIRE_POSTGRES=1 but ROLEKEEPER_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipped: ROLEKEEPER_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
 /// The database a process test should use for `backend`: a SQLite file in
 /// `dir`, or a fresh PostgreSQL database created through
 /// `ROLEKEEPER_TEST_POSTGRES_URL`. `None` means skip (no PostgreSQL
@@ -180,14 +197,7 @@ pub async fn database_url(postgres: bool, dir: &Path) -> Option<String> {
     if !postgres {
         return Some(format!("sqlite://{}?mode=rwc", dir.join("rk.db").display()));
     }
-    let Ok(admin_url) = std::env::var("ROLEKEEPER_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "REQUIRE_POSTGRES=1 but ROLEKEEPER_TEST_POSTGRES_URL is not set"
-        );
-        eprintln!("skipped: ROLEKEEPER_TEST_POSTGRES_URL is not set");
-        return None;
-    };
+    let admin_url = postgres_admin_url()?;
     use sea_orm::{ConnectionTrait, Database};
     let name = format!("rk_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&admin_url)
