@@ -39,6 +39,7 @@ engine_tests!(
     same_target_operations_apply_in_acceptance_order,
     cancel_of_a_pending_operation_and_delete,
     cancels_racing_workers_never_apply_half,
+    a_cancel_waiting_behind_the_workers_still_wins,
     finished_operations_expire_after_the_retention,
 );
 
@@ -683,6 +684,67 @@ async fn cancels_racing_workers_never_apply_half(db: TestDb) {
             "{user}: the data disagrees with the operations' final states"
         );
     }
+    server.stop().await;
+}
+
+/// Six large Add/RemoveRoleMembers on one role, accepted while no worker
+/// runs, then run by two workers. The moment the test sees one of them
+/// finish, the next one is running and a worker waits to claim the one
+/// after; the test cancels that one then. On SQLite the cancel waits to
+/// write behind that worker, and must still win: the operation ends
+/// CANCELLED with nothing applied, and the others apply in order.
+async fn a_cancel_waiting_behind_the_workers_still_wins(db: TestDb) {
+    const CHAIN: usize = 6;
+    let idle = Replica::start(&db, 0).await;
+    let api = &idle.api;
+    api.create_org(ORG).await;
+    let users = names("u", 2000);
+    api.create_users(ORG, &users).await;
+    api.create_roles(ORG, RoleScope::Organization, &["m0"])
+        .await;
+    let changes: Vec<Change> = (0..CHAIN)
+        .map(|k| {
+            if k % 2 == 0 {
+                Change::AddMembers("m0".into(), users.clone())
+            } else {
+                Change::RemoveMembers("m0".into(), users.clone())
+            }
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    for change in &changes {
+        accepted.push(change.submit(api, ORG, "").await.must_ok().name);
+    }
+    idle.stop().await;
+
+    let server = Replica::start(&db, 2).await;
+    let api = &server.api;
+    let mut cancelled = None;
+    for k in 0..CHAIN - 2 {
+        let waiting_since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970");
+        let finished = api.wait_done(&accepted[k]).await;
+        let end_time = micros(&op_metadata(&finished).end_time.expect("end_time"));
+        if end_time >= i64::try_from(waiting_since.as_micros()).expect("micros") {
+            cancel(api, &accepted[k + 2]).await.must();
+            cancelled = Some(k + 2);
+            break;
+        }
+    }
+    let cancelled = cancelled.expect("every operation had finished before the test waited for it");
+
+    let mut model = Model::default();
+    for (k, (change, name)) in changes.iter().zip(&accepted).enumerate() {
+        let op = api.wait_done(name).await;
+        if k == cancelled {
+            assert_op_code(&op, Code::Cancelled);
+            assert!(op_metadata(&op).cancel_requested, "{name}");
+        } else {
+            model.apply_and_check(change, &op);
+        }
+    }
+    assert_data_matches(api, &model).await;
     server.stop().await;
 }
 

@@ -9,6 +9,7 @@
 //! rows are removed after the retention period.
 
 mod backlog;
+mod cancels;
 pub mod filter;
 mod group_commit;
 mod intake;
@@ -275,13 +276,16 @@ impl Queue {
         })
     }
 
-    /// Cancels: a pending operation ends `CANCELLED` at once; a running one
-    /// is flagged, and its worker rolls it back instead of committing.
+    /// Cancels: a pending operation ends `CANCELLED` at once (even one a
+    /// worker of this process claims while this call waits to write); a
+    /// running one is flagged, and its worker rolls it back instead of
+    /// committing.
     pub async fn cancel(&self, id: &str) -> Result<()> {
         let op = self.get(id).await?;
         if op.done {
             return Ok(());
         }
+        let _on_its_way = self.runner.cancels.register(id);
         let cancelled = serde_json::to_string(&Err::<Outcome, Error>(Error::Cancelled))
             .map_err(Error::internal)?;
         let tx = self.store().write().await?;

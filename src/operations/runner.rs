@@ -10,6 +10,7 @@
 //! savepoint ([`Isolation`]), so that one bad operation fails alone instead
 //! of holding up the rest.
 
+use super::cancels::CancelRequests;
 use crate::{
     domain::{
         Service,
@@ -136,6 +137,8 @@ pub struct Runner {
     lease: Duration,
     pub(super) wake_workers: Arc<Notify>,
     completed: broadcast::Sender<String>,
+    /// Cancellations not yet written; a claimed one is cancelled.
+    pub(super) cancels: CancelRequests,
 }
 
 impl Runner {
@@ -147,6 +150,7 @@ impl Runner {
             lease,
             wake_workers: Arc::new(Notify::new()),
             completed,
+            cancels: CancelRequests::default(),
         }
     }
 
@@ -171,7 +175,8 @@ impl Runner {
     }
 
     /// Claims up to `limit` runnable operations in `tx` for `worker`;
-    /// returns them in acceptance order.
+    /// returns them in acceptance order, those with a cancellation on its
+    /// way flagged as asked to cancel.
     pub async fn claim(
         &self,
         tx: &DatabaseTransaction,
@@ -179,7 +184,9 @@ impl Runner {
         worker: &str,
     ) -> Result<Vec<OperationRow>> {
         let lease_until = self.lease_until();
-        Ok(db::claim(tx, limit, worker, now_micros(), lease_until).await?)
+        let mut rows = db::claim(tx, limit, worker, now_micros(), lease_until).await?;
+        self.cancels.flag(&mut rows);
+        Ok(rows)
     }
 
     /// Runs claimed operations to their end in `tx` and records how each
