@@ -128,6 +128,12 @@ pub enum Error {
         /// Suggested delay before retrying.
         retry_after: Duration,
     },
+    /// The server has no such method (`UNIMPLEMENTED`).
+    #[error("this server has no method `{method}`")]
+    Unimplemented {
+        /// The request's path, `/package.Service/Method`.
+        method: String,
+    },
     /// A bug or an unexpected database failure. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -211,6 +217,7 @@ impl Error {
             Self::Cancelled => Code::Cancelled,
             Self::ResourceExhausted { .. } => Code::ResourceExhausted,
             Self::Unavailable { .. } => Code::Unavailable,
+            Self::Unimplemented { .. } => Code::Unimplemented,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -233,6 +240,7 @@ impl Error {
             | Self::Unavailable { reason, .. } => reason,
             Self::Cancelled => "CANCELLED",
             Self::ResourceExhausted { .. } => "RATE_LIMITED",
+            Self::Unimplemented { .. } => "METHOD_NOT_FOUND",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -279,6 +287,9 @@ impl Error {
                     "organization_id".to_owned(),
                     clip(organization_id, MAX_DETAIL),
                 );
+            }
+            Self::Unimplemented { method } => {
+                metadata.insert("method".to_owned(), clip(method, MAX_DETAIL));
             }
             Self::NotFound {
                 resource_type,

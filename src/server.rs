@@ -297,6 +297,29 @@ async fn bounded_body(body: Body) -> Result<Body, Error> {
     }
 }
 
+/// How tonic's message starts when a request message does not decode.
+const UNDECODABLE: &str = "failed to decode Protobuf message: ";
+
+/// The bare statuses tonic answers by itself, as this service's errors with
+/// their details: a request message that does not decode (tonic says
+/// `INTERNAL`) is the caller's mistake, `INVALID_ARGUMENT`; an unknown
+/// method (`UNIMPLEMENTED` without a message) gets a message and `ErrorInfo`.
+fn framework_error(headers: &http::HeaderMap, method: &str) -> Option<Error> {
+    let status = tonic::Status::from_header_map(headers)?;
+    match status.code() {
+        tonic::Code::Internal => status.message().strip_prefix(UNDECODABLE).map(|why| {
+            Error::invalid(
+                "request",
+                format!("is not a valid request message of this method: {why}"),
+            )
+        }),
+        tonic::Code::Unimplemented if status.message().is_empty() => Some(Error::Unimplemented {
+            method: method.to_owned(),
+        }),
+        _ => None,
+    }
+}
+
 impl<S, RB> tower::Service<http::Request<Body>> for CallService<S>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<RB>> + Clone + Send + 'static,
@@ -362,6 +385,14 @@ where
             }
             let mut response = inner.call(request).await?;
             drop(slot);
+            let mut method_label = method.as_str();
+            if let Some(err) = framework_error(response.headers(), &method) {
+                if matches!(err, Error::Unimplemented { .. }) {
+                    // Callers choose paths: one label for all unknown ones.
+                    method_label = "unknown";
+                }
+                response = refuse(err, &request_id);
+            }
             let code = response
                 .headers()
                 .get("grpc-status")
@@ -370,9 +401,9 @@ where
                 .map_or(tonic::Code::Ok, tonic::Code::from);
             let latency = started.elapsed();
             let code_name = format!("{code:?}");
-            metrics::counter!("rolekeeper_rpc_requests_total", "method" => method.clone(), "code" => code_name.clone())
+            metrics::counter!("rolekeeper_rpc_requests_total", "method" => method_label.to_owned(), "code" => code_name.clone())
                 .increment(1);
-            metrics::histogram!("rolekeeper_rpc_duration_seconds", "method" => method.clone())
+            metrics::histogram!("rolekeeper_rpc_duration_seconds", "method" => method_label.to_owned())
                 .record(latency.as_secs_f64());
             macro_rules! log_call {
                 ($level:expr) => {

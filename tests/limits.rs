@@ -1,7 +1,9 @@
 //! Admission control: the per-principal rate limit answers
 //! RESOURCE_EXHAUSTED with RetryInfo and QuotaFailure; the bounds on calls in
 //! flight and on the operation queue answer UNAVAILABLE with RetryInfo
-//! instead of queueing without limit.
+//! instead of queueing without limit. Requests the server cannot read (too
+//! large, not decodable, for an unknown method) get documented errors with
+//! details too.
 
 use rolekeeper::{
     ServerSettings,
@@ -326,4 +328,72 @@ async fn an_oversized_message_is_invalid_argument_with_details() {
         Some("request")
     );
     assert!(details.request_info().is_some());
+}
+
+/// Sends `message` to `path` as it is, whatever the method expects.
+async fn raw_call(
+    channel: &Channel,
+    path: &'static str,
+    message: prost_types::Duration,
+) -> Result<(), Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<prost_types::Duration, ()>::default();
+    grpc.unary(
+        authed(message, "admin"),
+        http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .map(drop)
+}
+
+#[tokio::test]
+async fn an_undecodable_message_is_invalid_argument_with_details() {
+    let server = start(|_| {}).await;
+    list_orgs(&server.channel, "admin").await.expect("up");
+    // Field 1 of GetRoleRequest is a string; a Duration's is a varint.
+    let refused = raw_call(
+        &server.channel,
+        "/rolekeeper.v1.RoleService/GetRole",
+        prost_types::Duration {
+            seconds: 7,
+            nanos: 0,
+        },
+    )
+    .await
+    .expect_err("not a GetRoleRequest");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let details = refused.get_error_details();
+    let violation = &details.bad_request().expect("BadRequest").field_violations[0];
+    assert_eq!(violation.field, "request");
+    assert!(
+        violation.description.contains("GetRoleRequest"),
+        "{violation:?}"
+    );
+    assert_eq!(reason(&refused), "INVALID_ARGUMENT");
+    assert!(details.request_info().is_some());
+}
+
+#[tokio::test]
+async fn an_unknown_method_is_unimplemented_with_details() {
+    let server = start(|_| {}).await;
+    list_orgs(&server.channel, "admin").await.expect("up");
+    for path in [
+        "/rolekeeper.v1.RoleService/NoSuchMethod",
+        "/no.such.Service/Method",
+    ] {
+        let refused = raw_call(&server.channel, path, prost_types::Duration::default())
+            .await
+            .expect_err("no such method");
+        assert_eq!(refused.code(), Code::Unimplemented, "{path}: {refused:?}");
+        assert!(refused.message().contains(path), "{path}: {refused:?}");
+        let details = refused.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "METHOD_NOT_FOUND");
+        assert_eq!(info.metadata.get("method").map(String::as_str), Some(path));
+        assert!(details.request_info().is_some());
+    }
 }

@@ -260,7 +260,8 @@ async fn metrics_health_and_migrate() {
     assert!(health.status.success());
     assert_eq!(String::from_utf8_lossy(&health.stdout).trim(), "SERVING");
 
-    let mut orgs = OrganizationServiceClient::new(channel(&server).await);
+    let channel = channel(&server).await;
+    let mut orgs = OrganizationServiceClient::new(channel.clone());
     let missing = orgs
         .get_organization(authed(
             v1::GetOrganizationRequest {
@@ -271,12 +272,29 @@ async fn metrics_health_and_migrate() {
         .await
         .expect_err("no such organization");
     assert_eq!(missing.code(), tonic::Code::NotFound);
+    // Callers choose the path: unknown ones share one label.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let unknown = grpc
+        .unary(
+            Request::new(()),
+            http::uri::PathAndQuery::from_static("/made.up.Service/Method"),
+            tonic_prost::ProstCodec::<(), ()>::default(),
+        )
+        .await
+        .expect_err("no such method");
+    assert_eq!(unknown.code(), tonic::Code::Unimplemented);
 
     let text = http_get(metrics, "/metrics");
     assert!(
         text.contains(r#"rolekeeper_rpc_requests_total{method="/rolekeeper.v1.OrganizationService/GetOrganization",code="NotFound"} 1"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"rolekeeper_rpc_requests_total{method="unknown",code="Unimplemented"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("made.up"), "{text}");
     assert!(
         text.contains("rolekeeper_rpc_duration_seconds_bucket"),
         "{text}"
