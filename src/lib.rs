@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod limits;
 pub mod monitor;
 pub mod operations;

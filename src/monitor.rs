@@ -33,11 +33,7 @@ impl Readiness {
     /// is unreachable; `Ok` otherwise.
     pub fn check(&self) -> Result<(), Error> {
         if self.draining.load(Ordering::Relaxed) {
-            return Err(Error::Unavailable {
-                reason: "SHUTTING_DOWN".into(),
-                message: "the server is shutting down; retry on another instance".into(),
-                retry_after: Duration::from_secs(1),
-            });
+            return Err(shutting_down());
         }
         if self.database_down.load(Ordering::Relaxed) {
             return Err(Error::Unavailable {
@@ -52,6 +48,15 @@ impl Readiness {
     /// Marks the server as draining: new calls are refused.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `UNAVAILABLE` for calls refused (or ended) because the server drains.
+pub fn shutting_down() -> Error {
+    Error::Unavailable {
+        reason: "SHUTTING_DOWN".into(),
+        message: "the server is shutting down; retry on another instance".into(),
+        retry_after: Duration::from_secs(1),
     }
 }
 

@@ -166,7 +166,9 @@ pub async fn run(
         RateLimiter::new(settings.rate_limit, settings.rate_burst),
     );
     let in_flight = InFlight::new(settings.max_in_flight);
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let health = tonic_health::server::HealthReporter::new();
+    let (drain_started, mut drain_rx) = watch::channel(false);
+    let health_service = crate::health::service(&health, drain_rx.clone());
     monitor::set_health(&health, &service_names(), ServingStatus::Serving).await;
     let probe = monitor::spawn(
         store.clone(),
@@ -183,7 +185,6 @@ pub async fn run(
     let reflection_v1 = reflection().build_v1().map_err(Error::internal)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(Error::internal)?;
 
-    let (drain_started, mut drain_rx) = watch::channel(false);
     let draining = async move {
         shutdown.await;
         tracing::info!("shutting down: refusing new calls, draining in-flight ones");

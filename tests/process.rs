@@ -1,6 +1,7 @@
 //! The `rolekeeper` binary as operators meet it: development mode, `token`,
 //! `health`, `migrate`, `--help`, configuration errors, metrics, and a
-//! graceful SIGTERM that loses no accepted operation.
+//! graceful SIGTERM that loses no accepted operation and ends open health
+//! watches.
 
 mod process_support;
 
@@ -14,6 +15,10 @@ use rolekeeper::pb::{
 };
 use std::time::Duration;
 use tonic::{Request, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_types::StatusExt;
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
@@ -438,6 +443,53 @@ async fn sigterm_drains_and_loses_no_accepted_operation() {
             op.result
         );
     }
+}
+
+/// A health `Watch` left open (as a sidecar keeps one) sees `NOT_SERVING`
+/// on SIGTERM and then ends, so the server exits instead of waiting out its
+/// drain timeout (an hour here; the test allows a minute).
+#[tokio::test]
+async fn sigterm_ends_open_health_watches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let mut server = Server::start(
+        dir.path(),
+        &["--drain-timeout", "1h"],
+        &[
+            ("ROLEKEEPER_HS256_SECRET", SECRET),
+            ("ROLEKEEPER_DATABASE_URL", &db),
+        ],
+    );
+    let mut health = HealthClient::new(channel(&server).await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("first update");
+    assert_eq!(first.map(|r| r.status), Some(ServingStatus::Serving as i32));
+
+    server.terminate();
+    let next = watch.message().await.expect("update on SIGTERM");
+    assert_eq!(
+        next.map(|r| r.status),
+        Some(ServingStatus::NotServing as i32)
+    );
+    let end = tokio::time::timeout(Duration::from_secs(60), watch.message())
+        .await
+        .expect("the watch ends within a minute")
+        .expect_err("the watch ends with an error");
+    assert_eq!(end.code(), tonic::Code::Unavailable, "{end:?}");
+    assert_eq!(
+        end.get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone()),
+        Some("SHUTTING_DOWN".to_owned())
+    );
+    let status = server.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "exit status {status}");
 }
 
 async fn channel_for(server: &Server) -> Channel {
