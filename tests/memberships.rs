@@ -257,6 +257,15 @@ async fn membership_errors(server: TestServer) {
         .fails();
     assert_eq!(status.code(), Code::NotFound);
 
+    // Membership ids are the server's UUIDs: anything else is malformed.
+    let status = members.get_workspace_membership(get("m1")).await.fails();
+    assert_invalid(&status, "membership_id");
+    let status = members
+        .assign_membership_roles(assign("m1", &["editor"]))
+        .await
+        .fails();
+    assert_invalid(&status, "membership_id");
+
     // A membership is only found under its own workspace.
     let status = members
         .get_workspace_membership(GetWorkspaceMembershipRequest {

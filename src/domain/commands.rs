@@ -218,7 +218,7 @@ impl Command {
                 ..
             } => {
                 check.id("workspace_id", workspace_id);
-                check.id("membership_id", membership_id);
+                check.server_assigned("membership_id", membership_id);
                 check.id_list("role_ids", role_ids, MAX_ROLE_IDS);
             }
         }

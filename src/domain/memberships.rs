@@ -85,11 +85,7 @@ impl Service {
 
     /// One membership.
     pub async fn get_membership(&self, o: &str, w: &str, m: &str) -> Result<Membership> {
-        validate::ids(&[
-            ("organization_id", o),
-            ("workspace_id", w),
-            ("membership_id", m),
-        ])?;
+        validate::membership(o, w, m)?;
         require_membership(self.store().reader(), o, w, m).await
     }
 
@@ -127,11 +123,7 @@ impl Service {
         m: &str,
         role: Option<BaseRole>,
     ) -> Result<Membership> {
-        validate::ids(&[
-            ("organization_id", o),
-            ("workspace_id", w),
-            ("membership_id", m),
-        ])?;
+        validate::membership(o, w, m)?;
         let base_role = require_base_role(role)?;
         let tx = self.write_acl(o).await?;
         require_membership(&*tx, o, w, m).await?;
@@ -144,11 +136,7 @@ impl Service {
 
     /// Removes a membership.
     pub async fn delete_membership(&self, o: &str, w: &str, m: &str) -> Result<()> {
-        validate::ids(&[
-            ("organization_id", o),
-            ("workspace_id", w),
-            ("membership_id", m),
-        ])?;
+        validate::membership(o, w, m)?;
         let tx = self.write_acl(o).await?;
         require_membership(&*tx, o, w, m).await?;
         db::delete_membership(&*tx, o, w, m).await?;

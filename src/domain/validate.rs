@@ -45,6 +45,13 @@ impl Checker {
         }
     }
 
+    /// `field` must be a UUID: an id the server assigned.
+    pub fn server_assigned(&mut self, field: &str, value: &str) {
+        if uuid::Uuid::try_parse(value).is_err() {
+            self.fail(field, "must be a UUID (the server assigns these ids)");
+        }
+    }
+
     /// `field` must be a well-formed id or empty (then one is generated).
     pub fn optional_id(&mut self, field: &str, value: &str) {
         if !value.is_empty() {
@@ -176,6 +183,15 @@ pub fn ids(fields: &[(&str, &str)]) -> Result<(), Error> {
     for (field, value) in fields {
         check.id(field, value);
     }
+    check.finish()
+}
+
+/// `INVALID_ARGUMENT` unless `o`/`w`/`m` can name a membership.
+pub fn membership(o: &str, w: &str, m: &str) -> Result<(), Error> {
+    let mut check = Checker::new();
+    check.id("organization_id", o);
+    check.id("workspace_id", w);
+    check.server_assigned("membership_id", m);
     check.finish()
 }
 
