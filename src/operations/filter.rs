@@ -32,43 +32,76 @@ pub fn parse(text: &str) -> Result<Filter, Error> {
         return Ok(filter);
     }
     for term in text.split(" AND ") {
-        let (key, value) = term
-            .split_once('=')
-            .ok_or_else(|| bad(format!("`{}` is not `key=value`", term.trim())))?;
-        let (key, value) = (key.trim(), value.trim());
-        let duplicate = || bad(format!("`{key}` appears more than once"));
-        match key {
-            "done" => {
-                let done = match value {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad("done must be true or false")),
-                };
-                if filter.done.replace(done).is_some() {
-                    return Err(duplicate());
-                }
+        parse_term(term, &mut filter).map_err(|err| {
+            if other_connective(term) {
+                bad("join terms with ` AND ` (upper case); OR, NOT and parentheses are not supported")
+            } else {
+                err
             }
-            "target" | "verb" => {
-                let value = quoted(value)
-                    .ok_or_else(|| bad(format!("{key} needs a non-empty double-quoted value")))?
-                    .to_owned();
-                let slot = if key == "target" {
-                    &mut filter.target
-                } else {
-                    &mut filter.verb
-                };
-                if slot.replace(value).is_some() {
-                    return Err(duplicate());
-                }
-            }
-            other => {
-                return Err(bad(format!(
-                    "unknown field `{other}`; use done, target or verb"
-                )));
-            }
-        }
+        })?;
     }
     Ok(filter)
+}
+
+/// Whether `term`, outside its double-quoted values, uses a connective or
+/// grouping this grammar lacks (`OR`, `NOT`, lower-case `and`, parentheses).
+fn other_connective(term: &str) -> bool {
+    let mut quoted = false;
+    let unquoted: String = term
+        .chars()
+        .filter(|&c| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            !quoted && c != '"'
+        })
+        .collect();
+    unquoted.contains(['(', ')'])
+        || unquoted.split_whitespace().any(|word| {
+            ["or", "and", "not"]
+                .iter()
+                .any(|connective| word.eq_ignore_ascii_case(connective))
+        })
+}
+
+/// Parses one `key=value` term into `filter`.
+fn parse_term(term: &str, filter: &mut Filter) -> Result<(), Error> {
+    let (key, value) = term
+        .split_once('=')
+        .ok_or_else(|| bad(format!("`{}` is not `key=value`", term.trim())))?;
+    let (key, value) = (key.trim(), value.trim());
+    let duplicate = || bad(format!("`{key}` appears more than once"));
+    match key {
+        "done" => {
+            let done = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad("done must be true or false")),
+            };
+            if filter.done.replace(done).is_some() {
+                return Err(duplicate());
+            }
+        }
+        "target" | "verb" => {
+            let value = quoted(value)
+                .ok_or_else(|| bad(format!("{key} needs a non-empty double-quoted value")))?
+                .to_owned();
+            let slot = if key == "target" {
+                &mut filter.target
+            } else {
+                &mut filter.verb
+            };
+            if slot.replace(value).is_some() {
+                return Err(duplicate());
+            }
+        }
+        other => {
+            return Err(bad(format!(
+                "unknown field `{other}`; use done, target or verb"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -104,5 +137,22 @@ mod tests {
         ] {
             assert!(parse(text).is_err(), "{text} should be rejected");
         }
+    }
+
+    #[test]
+    fn names_the_missing_connectives() {
+        for text in [
+            "done=true OR done=false",
+            r#"done=true and verb="x""#,
+            "NOT done=true",
+            r#"(verb="x")"#,
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains("join terms with ` AND `"), "{text}: {err}");
+        }
+        let err = parse(r#"verb="a OR b" AND done=maybe"#)
+            .expect_err("bad done")
+            .to_string();
+        assert!(err.contains("done must be true or false"), "{err}");
     }
 }
