@@ -65,6 +65,11 @@ pub enum Error {
         /// The organization of the request.
         organization_id: String,
     },
+    /// The operation belongs to an organization the token may not act on
+    /// (`PERMISSION_DENIED`, reason `ORGANIZATION_FORBIDDEN`). The caller
+    /// named the operation, not the organization: which one is not said.
+    #[error("the token may not act on the organization of this operation")]
+    OperationForbidden,
     /// A resource does not exist (`NOT_FOUND` + `ResourceInfo`).
     #[error("{resource_type} `{resource_name}` not found")]
     NotFound {
@@ -207,9 +212,9 @@ impl Error {
         match self {
             Self::InvalidArgument(_) => Code::InvalidArgument,
             Self::Unauthenticated { .. } => Code::Unauthenticated,
-            Self::ScopeMissing { .. } | Self::OrganizationForbidden { .. } => {
-                Code::PermissionDenied
-            }
+            Self::ScopeMissing { .. }
+            | Self::OrganizationForbidden { .. }
+            | Self::OperationForbidden => Code::PermissionDenied,
             Self::NotFound { .. } => Code::NotFound,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::Aborted { .. } => Code::Aborted,
@@ -232,7 +237,9 @@ impl Error {
                 TokenProblem::Expired => "TOKEN_EXPIRED",
             },
             Self::ScopeMissing { .. } => "SCOPE_MISSING",
-            Self::OrganizationForbidden { .. } => "ORGANIZATION_FORBIDDEN",
+            Self::OrganizationForbidden { .. } | Self::OperationForbidden => {
+                "ORGANIZATION_FORBIDDEN"
+            }
             Self::NotFound { .. } => "NOT_FOUND",
             Self::AlreadyExists { reason, .. }
             | Self::Aborted { reason, .. }
@@ -325,6 +332,7 @@ impl Error {
                 details.add_quota_failure_violation(clip(subject, MAX_DETAIL), description);
             }
             Self::Unauthenticated { .. }
+            | Self::OperationForbidden
             | Self::Aborted { .. }
             | Self::Cancelled
             | Self::Internal(_) => {}

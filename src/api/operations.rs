@@ -25,11 +25,17 @@ fn operation_id(name: &str) -> Result<&str> {
 }
 
 impl Api {
-    /// Checks `scope`, then loads the operation and checks its organization.
+    /// Checks `scope`, then loads the operation and checks its organization
+    /// (without naming it to a caller who may not act on it).
     async fn visible_operation(&self, ctx: &Ctx, name: &str, scope: Scope) -> Result<Operation> {
         ctx.principal.require_scope(scope)?;
         let op = self.queue.get(operation_id(name)?).await?;
-        ctx.principal.authorize(scope, &op.organization_id)?;
+        ctx.principal
+            .authorize(scope, &op.organization_id)
+            .map_err(|err| match err {
+                Error::OrganizationForbidden { .. } => Error::OperationForbidden,
+                other => other,
+            })?;
         Ok(op)
     }
 }
