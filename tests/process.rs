@@ -447,8 +447,10 @@ async fn sigterm_drains_and_loses_no_accepted_operation() {
 
 /// A health `Watch` left open (as a sidecar keeps one) sees `NOT_SERVING`
 /// on SIGTERM and then ends, so the server exits instead of waiting out its
-/// drain timeout (an hour here; the test allows a minute).
-#[tokio::test]
+/// drain timeout (an hour here; the test allows a minute). The client's
+/// connection keeps running on its own thread while the test waits for the
+/// exit, answering the server's closing HTTP/2 ping as a sidecar would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_open_health_watches() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
@@ -488,7 +490,7 @@ async fn sigterm_ends_open_health_watches() {
             .map(|i| i.reason.clone()),
         Some("SHUTTING_DOWN".to_owned())
     );
-    let status = server.wait_exit(Duration::from_secs(60));
+    let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(60)));
     assert!(status.success(), "exit status {status}");
 }
 
