@@ -276,10 +276,11 @@ impl Queue {
         })
     }
 
-    /// Cancels: a pending operation ends `CANCELLED` at once (even one a
-    /// worker of this process claims while this call waits to write); a
-    /// running one is flagged, and its worker rolls it back instead of
-    /// committing.
+    /// Cancels: a pending operation ends `CANCELLED` at once, even one a
+    /// worker of this process claims while this call waits to write. One
+    /// already running finishes as it would have (its worker applies it and
+    /// records the end in one transaction, which this call waits behind),
+    /// flagged `cancel_requested`; one already done stays as it is.
     pub async fn cancel(&self, id: &str) -> Result<()> {
         let op = self.get(id).await?;
         if op.done {
