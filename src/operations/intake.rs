@@ -17,6 +17,7 @@ use super::{
 use crate::{
     domain::commands::Command,
     error::{Error, Result},
+    monitor::shutting_down,
     store::{
         Store,
         operations::{self as db, Finish, NewOperation},
@@ -110,11 +111,6 @@ impl Intake {
     pub async fn insert(&self, operation: NewOperation, command: Command) -> Result<Accepted> {
         let unchecked = self.checks(&command).then_some(command);
         let (reply, answer) = oneshot::channel();
-        let stopped = || Error::Unavailable {
-            reason: "SHUTTING_DOWN".into(),
-            message: "the server is shutting down; retry".into(),
-            retry_after: std::time::Duration::from_secs(1),
-        };
         self.jobs
             .send(Job {
                 operation,
@@ -122,8 +118,8 @@ impl Intake {
                 reply,
             })
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+            .map_err(|_| shutting_down())?;
+        answer.await.map_err(|_| shutting_down())?
     }
 }
 
