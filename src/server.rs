@@ -306,6 +306,11 @@ const UNDECODABLE: &str = "failed to decode Protobuf message: ";
 /// `INTERNAL`) is the caller's mistake, `INVALID_ARGUMENT`; an unknown
 /// method (`UNIMPLEMENTED` without a message) gets a message and `ErrorInfo`.
 fn framework_error(headers: &http::HeaderMap, method: &str) -> Option<Error> {
+    // This service's own errors always carry details and tonic's never do:
+    // only the latter are parsed.
+    if headers.contains_key(tonic::Status::GRPC_STATUS_DETAILS) {
+        return None;
+    }
     let status = tonic::Status::from_header_map(headers)?;
     match status.code() {
         tonic::Code::Internal => status.message().strip_prefix(UNDECODABLE).map(|why| {
